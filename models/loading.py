@@ -1,0 +1,162 @@
+"""Loads a Diffusion-VAS checkpoint folder (the published diffusers layout) into a `DiffusionVASPipeline`.
+
+Layout::
+
+    model_index.json
+    unet/config.json, diffusion_pytorch_model[.fp16].safetensors
+    vae/config.json, diffusion_pytorch_model[.fp16].safetensors
+    image_encoder/config.json, model[.fp16].safetensors
+    feature_extractor/preprocessor_config.json
+    scheduler/scheduler_config.json
+
+``model_index.json`` names the UNet by the authors' module path; it is only checked, never imported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from .pipeline import DiffusionVASPipeline
+from .unet import DiffusionVASUNet
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = ("unet", "vae", "image_encoder", "feature_extractor", "scheduler")
+_WEIGHT_STEMS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "image_encoder": "model"}
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def load_pipeline(path, device="cpu", dtype: torch.dtype = torch.float32) -> DiffusionVASPipeline:
+    """Loads a Diffusion-VAS checkpoint folder.
+
+    Args:
+        path: folder with ``model_index.json`` and the five component folders.
+        device: where the models run (``"cpu"``, ``"cuda"``, a `torch.device`).
+        dtype: weight and compute precision; ``torch.float16``/``torch.bfloat16`` on GPUs, ``torch.float32``
+            on the CPU. With float16 the VAE encoder runs in float32 when its config asks (``force_upcast``),
+            as in the reference.
+
+    Raises:
+        FileNotFoundError: a required file is missing (the message names it).
+        RuntimeError: a file is unreadable or does not match its config (the message names it).
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"Diffusion-VAS checkpoint folder not found: {root}")
+    _check_model_index(root)
+    unet = load_unet(root / "unet", dtype)
+    vae = load_vae(root / "vae", dtype)
+    image_encoder = load_image_encoder(root / "image_encoder", dtype)
+    clip_mean, clip_std = read_clip_normalization(root / "feature_extractor")
+    scheduler_config = read_json(root / "scheduler" / "scheduler_config.json")
+    return DiffusionVASPipeline(
+        unet=unet, vae=vae, image_encoder=image_encoder, scheduler_config=scheduler_config,
+        clip_mean=clip_mean, clip_std=clip_std, device=device, dtype=dtype, name=root.name,
+    )
+
+
+def read_json(file: Path) -> dict:
+    """Reads a JSON file, naming the file in any error."""
+    if not file.is_file():
+        raise FileNotFoundError(f"Missing checkpoint file: {file}")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RuntimeError(f"Checkpoint file {file} is not valid JSON ({err}); re-download it.") from err
+
+
+def weights_file(folder: Path, stem: str, dtype: torch.dtype) -> Path:
+    """Chooses ``<stem>.safetensors`` or ``<stem>.fp16.safetensors``, preferring the one matching ``dtype``."""
+    full, half = folder / f"{stem}.safetensors", folder / f"{stem}.fp16.safetensors"
+    order = (half, full) if dtype in _HALF_DTYPES else (full, half)
+    for candidate in order:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"Missing checkpoint weights: {full} (or {half.name})")
+
+
+def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
+    """Reads a safetensors file on the CPU, naming the file in any error."""
+    try:
+        return load_file(str(file), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RuntimeError(f"Checkpoint file {file} is corrupt or unreadable ({err}); re-download it.") from err
+
+
+def load_unet(folder: Path, dtype: torch.dtype) -> DiffusionVASUNet:
+    """Builds the UNet from ``config.json`` without random init and loads its weights strictly."""
+    config = read_json(folder / "config.json")
+    file = weights_file(folder, _WEIGHT_STEMS["unet"], dtype)
+    with torch.device("meta"):
+        unet = DiffusionVASUNet.from_vas_config(config)
+    _assign_weights(unet, read_state_dict(file), file, dtype)
+    return unet.eval().requires_grad_(False)
+
+
+def load_vae(folder: Path, dtype: torch.dtype):
+    """Loads SVD's temporal-decoder VAE."""
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    config = read_json(folder / "config.json")
+    file = weights_file(folder, _WEIGHT_STEMS["vae"], dtype)
+    with torch.device("meta"):
+        vae = AutoencoderKLTemporalDecoder.from_config(config)
+    _assign_weights(vae, read_state_dict(file), file, dtype)
+    return vae.eval().requires_grad_(False)
+
+
+def load_image_encoder(folder: Path, dtype: torch.dtype):
+    """Loads the CLIP vision tower with projection (transformers)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig.from_dict(read_json(folder / "config.json"))
+    file = weights_file(folder, _WEIGHT_STEMS["image_encoder"], dtype)
+    state = read_state_dict(file)
+    encoder = CLIPVisionModelWithProjection(config)
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    unexpected = [k for k in unexpected if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise RuntimeError(
+            f"Checkpoint file {file} does not match {folder / 'config.json'}: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}."
+        )
+    return encoder.to(dtype).eval().requires_grad_(False)
+
+
+def read_clip_normalization(folder: Path) -> tuple[list[float], list[float]]:
+    """CLIP image mean and std from ``preprocessor_config.json``."""
+    file = folder / "preprocessor_config.json"
+    config = read_json(file)
+    try:
+        return [float(v) for v in config["image_mean"]], [float(v) for v in config["image_std"]]
+    except (KeyError, TypeError, ValueError) as err:
+        raise RuntimeError(f"Checkpoint file {file} lacks image_mean/image_std ({err}).") from err
+
+
+def _check_model_index(root: Path) -> None:
+    index = read_json(root / "model_index.json")
+    absent = [name for name in COMPONENTS if name not in index]
+    if absent:
+        raise RuntimeError(f"{root / 'model_index.json'} lists no {', '.join(absent)}: not a Diffusion-VAS checkpoint.")
+    for name in COMPONENTS:
+        if not (root / name).is_dir():
+            raise FileNotFoundError(f"Missing checkpoint folder: {root / name}")
+
+
+def _assign_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], file: Path, dtype: torch.dtype) -> None:
+    """Loads ``state`` (cast to ``dtype``) into a module built on the meta device; all tensors must be covered."""
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        module.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as err:
+        raise RuntimeError(f"Checkpoint file {file} does not match its config.json: {err}") from err
+    leftover = [name for name, t in list(module.named_parameters()) + list(module.named_buffers()) if t.is_meta]
+    if leftover:
+        raise RuntimeError(f"Checkpoint file {file} leaves tensors uninitialized: {leftover[:5]}")

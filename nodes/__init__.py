@@ -1,0 +1,12 @@
+"""ComfyUI node adapters: ComfyUI types in, engine calls, ComfyUI types out."""
+
+from importlib import import_module
+
+_NODE_MODULES = ()  # each module defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS
+
+NODE_CLASS_MAPPINGS: dict = {}
+NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+for _name in _NODE_MODULES:
+    _module = import_module(f".{_name}", __name__)
+    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
