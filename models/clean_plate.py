@@ -1,0 +1,82 @@
+"""A clean background plate built from the clip itself: what each pixel shows when nothing covers it.
+
+For every pixel, the temporal median of its colour over the frames in which no mask covers it. Pixels that are
+covered in every frame were never seen; they are filled smoothly from the seen pixels around them with a
+push-pull pyramid (average down to coarser scales where the gap closes, interpolate back up), then relaxed with a
+few diffusion passes so the fill has no pyramid blocks. A static camera is assumed (one plate for the clip).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import kornia
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+DIFFUSION_PASSES = 16  # 3x3 box-blur passes over the never-seen pixels after the pyramid fill
+
+
+def clean_plate(images: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+    """Background plate of a clip.
+
+    Args:
+        images: ``[T, H, W, 3]`` float frames.
+        covered: ``[T, H, W]`` bool, True where something other than background (object, occluder) is.
+
+    Returns:
+        ``[H, W, 3]`` float32: the median over the uncovered frames of each pixel (exact when a pixel is seen in
+        one frame only); a smooth, finite fill where a pixel is covered in every frame.
+
+    Raises:
+        ValueError: when ``covered`` hides every pixel in every frame (then there is no background to use).
+    """
+    if covered.shape != images.shape[:3]:
+        raise ValueError(f"covered must be [T, H, W] = {tuple(images.shape[:3])}, got {tuple(covered.shape)}.")
+    seen = ~covered.all(dim=0)
+    if not bool(seen.any()):
+        raise ValueError(
+            "No background pixel is visible in any frame (the masks cover the whole clip): "
+            "pass a `background` plate, e.g. from an inpainting or object-removal node."
+        )
+    values = images.float().masked_fill(covered.unsqueeze(-1), float("nan"))
+    median = values.nanmedian(dim=0).values
+    unseen = int((~seen).sum())
+    if unseen:
+        logger.info("Clean plate: %d pixels are never background; filling them from their surroundings.", unseen)
+    return fill_unseen(median, seen)
+
+
+def fill_unseen(plate: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """Fills the pixels of ``plate`` ``[H, W, C]`` where ``seen`` ``[H, W]`` (bool) is False; seen pixels are kept.
+
+    The fill is smooth and finite whatever ``plate`` holds at unseen pixels (NaN included). ``seen`` must have at
+    least one True pixel.
+    """
+    if bool(seen.all()):
+        return plate.float().clone()
+    known = seen.float()[None, None]
+    values = torch.where(seen.unsqueeze(-1), plate.float(), 0.0).permute(2, 0, 1).unsqueeze(0)
+    filled = _push_pull(values, known)
+    for _ in range(DIFFUSION_PASSES):
+        relaxed = kornia.filters.box_blur(filled, (3, 3), border_type="replicate")
+        filled = torch.where(known > 0, values, relaxed)
+    return filled[0].permute(1, 2, 0).contiguous()
+
+
+def _push_pull(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """``values`` ``[1, C, h, w]`` (0 where unknown), ``known`` ``[1, 1, h, w]`` in {0, 1}, at least one 1.
+
+    Known pixels keep their value; unknown ones get the bilinear upsampling of the same fill one octave coarser,
+    where each coarse pixel is the mean of the known pixels under it. The recursion ends at the first scale with
+    no unknown pixel, which a 1x1 scale always is.
+    """
+    if bool((known > 0).all()):
+        return values
+    coarse_known = F.avg_pool2d(known, 2, ceil_mode=True)
+    coarse_values = F.avg_pool2d(values * known, 2, ceil_mode=True) / coarse_known.clamp_min(1e-12)
+    coarse = _push_pull(coarse_values, (coarse_known > 0).float())
+    upsampled = F.interpolate(coarse, size=values.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.where(known > 0, values, upsampled)

@@ -1,0 +1,272 @@
+"""Scene edits with recovered objects: reveal them, x-ray them, remove what hides them, lift them out, move them.
+
+Inputs (float, colours in 0..1; any device, the result is float32 on ``images``' device):
+
+- ``images`` ``[T, H, W, 3]``: the original frames.
+- ``amodal_rgb`` ``[N, T, H, W, 3]`` (``[T, H, W, 3]`` for one object): each object's completed colours.
+- ``amodal_masks`` ``[N, T, H, W]`` (``[T, H, W]``): each object's full shape, visible and hidden.
+- ``modal_masks`` ``[N, T, H, W]`` (``[T, H, W]``), optional: each object's visible part.
+- ``occluder_masks`` ``[T, H, W]`` or ``[K, T, H, W]`` (K occluders, united), optional: what hides the objects.
+- ``background`` ``[T, H, W, 3]``, ``[1, H, W, 3]`` or ``[H, W, 3]``, optional: the scene without occluders
+  or objects (e.g. from an inpainting node); without it a clean plate is built from the clip (``clean_plate``).
+
+Masks may be soft: their values are the alpha. Where a yes/no answer is needed (which pixels are background
+for the clean plate, where the outline runs) a pixel is covered when its mask value is above 0.5.
+
+Depth order: objects are composited in the order given, back to front: the first object is the farthest, the
+last one is drawn over all others. Every mode draws the objects in front of the original frame.
+
+Modes (``MODES``); each returns ``(image [T, H, W, 3], mask [T, H, W])``:
+
+- ``reveal``: the objects' amodal RGB inside their amodal masks over the frames. Mask: the objects' alpha.
+- ``xray``: the hidden part of each object (amodal minus modal) blended over the frames at ``opacity``, and the
+  outline of its full shape drawn in ``outline_color``; visible pixels are untouched. Mask: the hidden parts.
+- ``remove_occluder``: the occluder's pixels replaced by the background plate, then the objects on top.
+  Mask: every pixel repainted (occluder and objects).
+- ``layer``: the objects alone for compositing elsewhere. Image: the amodal RGB (several objects over each other
+  in depth order); mask: the alpha (amodal masks, feathered, united).
+- ``move``: the objects shifted by ``offset = (x, y)`` pixels (right, down), drawn in front; the visible pixels
+  they leave are filled from the background plate. Mask: the hole and the moved objects.
+
+``feather`` (pixels) softens every alpha with a Gaussian blur reaching about that far; 0 keeps edges hard and
+the arithmetic exact (``image = frame * (1 - alpha) + colour * alpha`` with alpha 0 or 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import kornia
+import torch
+import torch.nn.functional as F
+
+from .clean_plate import clean_plate
+
+MODES = ("reveal", "xray", "remove_occluder", "layer", "move")
+COVERED_THRESHOLD = 0.5  # a mask pixel counts as covered above this value
+
+
+def composite_edit(
+    images: torch.Tensor,
+    amodal_rgb: torch.Tensor,
+    amodal_masks: torch.Tensor,
+    mode: str,
+    *,
+    modal_masks: torch.Tensor | None = None,
+    occluder_masks: torch.Tensor | None = None,
+    background: torch.Tensor | None = None,
+    opacity: float = 0.5,
+    feather: float = 0.0,
+    offset: tuple[int, int] = (0, 0),
+    outline_color: tuple[float, float, float] = (0.0, 1.0, 0.0),
+    outline_width: int = 2,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Runs one edit ``mode`` (see the module docstring) and returns ``(image [T,H,W,3], mask [T,H,W])``.
+
+    ``opacity``, ``outline_color`` (RGB 0..1) and ``outline_width`` (pixels, 0 = none) apply to ``xray``;
+    ``offset`` (x, y in whole pixels) to ``move``; ``background`` to ``remove_occluder`` and ``move``.
+    ``xray`` needs ``modal_masks`` or ``occluder_masks`` (the hidden part is then amodal within the occluders);
+    ``remove_occluder`` needs ``occluder_masks``.
+
+    Raises:
+        ValueError: unknown mode, a missing input the mode needs, or inputs whose shapes, frame counts or
+            object counts do not match ``images``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in 0..1, got {opacity}.")
+    if feather < 0:
+        raise ValueError(f"feather must be >= 0 pixels, got {feather}.")
+    scene = _Scene.build(images, amodal_rgb, amodal_masks, modal_masks, occluder_masks, background)
+    alpha = feather_alpha(scene.amodal, feather)
+    if mode == "reveal":
+        return _paint(scene.images, scene.rgb, alpha), _union(alpha)
+    if mode == "xray":
+        return _xray(scene, feather, opacity, outline_color, outline_width)
+    if mode == "remove_occluder":
+        return _remove_occluder(scene, alpha, feather)
+    if mode == "layer":
+        return _paint(scene.rgb[0], scene.rgb[1:], alpha[1:]), _union(alpha)
+    return _move(scene, alpha, feather, offset)
+
+
+def feather_alpha(masks: torch.Tensor, feather: float) -> torch.Tensor:
+    """Soft alpha ``[..., H, W]`` from masks ``[..., H, W]``: a Gaussian blur (sigma = feather / 3, kernel
+    ``2 * ceil(feather) + 1``, replicated borders) so edges fade over about ``feather`` pixels; values in 0..1.
+    ``feather = 0`` returns the masks unchanged (clamped to 0..1)."""
+    masks = masks.float().clamp(0, 1)
+    if feather <= 0:
+        return masks
+    size = 2 * math.ceil(feather) + 1
+    flat = masks.reshape(-1, 1, *masks.shape[-2:])
+    blurred = kornia.filters.gaussian_blur2d(flat, (size, size), (feather / 3, feather / 3), border_type="replicate")
+    return blurred.reshape(masks.shape).clamp(0, 1)
+
+
+def shift(x: torch.Tensor, dx: int, dy: int, spatial_dims: tuple[int, int] = (-2, -1)) -> torch.Tensor:
+    """Moves the content of ``x`` by ``dx`` pixels right and ``dy`` down along ``spatial_dims`` (height, width):
+    ``(-2, -1)`` for masks ``[..., H, W]``, ``(-3, -2)`` for colours ``[..., H, W, 3]``. What moves out of the
+    frame is dropped; what is uncovered is 0."""
+    h_dim, w_dim = spatial_dims
+    h, w = x.shape[h_dim], x.shape[w_dim]
+    out = torch.zeros_like(x)
+    if abs(dx) >= w or abs(dy) >= h:
+        return out
+    source = x.narrow(h_dim, max(-dy, 0), h - abs(dy)).narrow(w_dim, max(-dx, 0), w - abs(dx))
+    out.narrow(h_dim, max(dy, 0), h - abs(dy)).narrow(w_dim, max(dx, 0), w - abs(dx)).copy_(source)
+    return out
+
+
+def outline(masks: torch.Tensor, width: int) -> torch.Tensor:
+    """Inner outline ``[..., H, W]`` bool of masks ``[..., H, W]``: covered pixels within ``width`` pixels
+    (chessboard distance) of an uncovered one. The frame's border does not count as uncovered."""
+    covered = masks > COVERED_THRESHOLD
+    if width <= 0:
+        return torch.zeros_like(covered)
+    flat = (~covered).float().reshape(-1, 1, *masks.shape[-2:])
+    near_outside = F.max_pool2d(flat, 2 * width + 1, stride=1, padding=width).reshape(masks.shape) > 0
+    return covered & near_outside
+
+
+def _xray(scene: "_Scene", feather: float, opacity: float, color: tuple[float, float, float], width: int):
+    if scene.modal is None and scene.occluder is None:
+        raise ValueError(
+            "mode 'xray' needs modal_masks (the visible part) or occluder_masks to know which part is hidden."
+        )
+    hidden = feather_alpha((scene.amodal - scene.visible()).clamp(0, 1), feather)
+    image = _paint(scene.images, scene.rgb, hidden * opacity)
+    lines = outline(scene.amodal, width).any(dim=0)
+    image = torch.where(lines.unsqueeze(-1), image.new_tensor(color), image)
+    return image, _union(hidden)
+
+
+def _remove_occluder(scene: "_Scene", alpha: torch.Tensor, feather: float):
+    if scene.occluder is None:
+        raise ValueError("mode 'remove_occluder' needs occluder_masks: connect the masks of what hides the object.")
+    occluder = feather_alpha(scene.occluder, feather)
+    cleaned = _over(scene.images, scene.plate(), occluder)
+    return _paint(cleaned, scene.rgb, alpha), _union(torch.cat([occluder[None], alpha]))
+
+
+def _move(scene: "_Scene", alpha: torch.Tensor, feather: float, offset: tuple[int, int]):
+    dx, dy = offset
+    hole = _union(feather_alpha(scene.visible(), feather))
+    moved_rgb, moved_alpha = shift(scene.rgb, dx, dy, (-3, -2)), shift(alpha, dx, dy)
+    image = _paint(_over(scene.images, scene.plate(), hole), moved_rgb, moved_alpha)
+    return image, _union(torch.cat([hole[None], moved_alpha]))
+
+
+def _over(base: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """``base`` ``[T,H,W,3]`` with ``rgb`` ``[T,H,W,3]`` drawn over it at ``alpha`` ``[T,H,W]`` (exact at 0 and 1)."""
+    a = alpha.unsqueeze(-1)
+    return base * (1 - a) + rgb * a
+
+
+def _paint(base: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Draws objects ``rgb`` ``[N,T,H,W,3]`` at ``alpha`` ``[N,T,H,W]`` over ``base``, first object first."""
+    for object_rgb, object_alpha in zip(rgb, alpha):
+        base = _over(base, object_rgb, object_alpha)
+    return base
+
+
+def _union(alpha: torch.Tensor) -> torch.Tensor:
+    """Alpha ``[T,H,W]`` of layers ``[N,T,H,W]`` stacked with "over" (the first layer itself when N = 1)."""
+    total = alpha[0]
+    for layer in alpha[1:]:
+        total = layer + total * (1 - layer)
+    return total
+
+
+@dataclass
+class _Scene:
+    """Validated inputs on one device, float32: see the module docstring for the shapes."""
+
+    images: torch.Tensor  # [T,H,W,3]
+    rgb: torch.Tensor  # [N,T,H,W,3]
+    amodal: torch.Tensor  # [N,T,H,W]
+    modal: torch.Tensor | None  # [N,T,H,W]
+    occluder: torch.Tensor | None  # [T,H,W], all occluders united
+    background: torch.Tensor | None  # [T,H,W,3]
+
+    @classmethod
+    def build(cls, images, amodal_rgb, amodal_masks, modal_masks, occluder_masks, background) -> "_Scene":
+        if images.dim() != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be RGB frames [T, H, W, 3], got shape {tuple(images.shape)}.")
+        images = images.float()
+        t, h, w = images.shape[:3]
+        rgb = _objects(amodal_rgb, "amodal_rgb", images, colour=True)
+        amodal = _objects(amodal_masks, "amodal_masks", images, colour=False)
+        if amodal.shape[0] != rgb.shape[0]:
+            raise ValueError(
+                f"amodal_masks has {amodal.shape[0]} object(s) but amodal_rgb has {rgb.shape[0]}: "
+                "give one amodal mask sequence per amodal RGB sequence, in the same order."
+            )
+        modal = None
+        if modal_masks is not None:
+            modal = _objects(modal_masks, "modal_masks", images, colour=False)
+            if modal.shape[0] != amodal.shape[0]:
+                raise ValueError(
+                    f"modal_masks has {modal.shape[0]} object(s) but amodal_masks has {amodal.shape[0]}: "
+                    "give one modal mask sequence per object, in the same order."
+                )
+        occluder = None
+        if occluder_masks is not None:
+            occluder = _objects(occluder_masks, "occluder_masks", images, colour=False).amax(dim=0)
+        if background is not None:
+            if background.dim() == 3:
+                background = background.unsqueeze(0)
+            if background.dim() != 4 or background.shape[-1] != 3:
+                raise ValueError(f"background must be RGB [T, H, W, 3] or [1, H, W, 3], got {tuple(background.shape)}.")
+            _check_size(background, "background", h, w, spatial=(1, 2))
+            if background.shape[0] not in (1, t):
+                raise ValueError(
+                    f"background has {background.shape[0]} frames but images has {t}: "
+                    "give one plate for the whole clip or one per frame."
+                )
+            background = background.to(images.device, torch.float32).expand(t, h, w, 3)
+        return cls(images, rgb, amodal, modal, occluder, background)
+
+    def visible(self) -> torch.Tensor:
+        """``[N,T,H,W]``: the modal masks; without them, amodal outside the occluders; without those, amodal."""
+        if self.modal is not None:
+            return self.modal
+        if self.occluder is not None:
+            return self.amodal * (1 - self.occluder)
+        return self.amodal
+
+    def plate(self) -> torch.Tensor:
+        """``[T,H,W,3]``: the given background, or the clean plate of what neither objects nor occluders cover."""
+        if self.background is not None:
+            return self.background
+        covered = (self.amodal > COVERED_THRESHOLD).any(dim=0)
+        if self.occluder is not None:
+            covered |= self.occluder > COVERED_THRESHOLD
+        return clean_plate(self.images, covered).expand_as(self.images)
+
+
+def _objects(x: torch.Tensor, name: str, images: torch.Tensor, colour: bool) -> torch.Tensor:
+    """``[N,T,H,W(,3)]`` float32 on ``images``' device from ``x`` with or without the object dimension."""
+    t, h, w = images.shape[:3]
+    per_object = 4 if colour else 3
+    if x.dim() == per_object:
+        x = x.unsqueeze(0)
+    expected = "[N, T, H, W, 3] or [T, H, W, 3]" if colour else "[N, T, H, W] or [T, H, W]"
+    if x.dim() != per_object + 1 or (colour and x.shape[-1] != 3):
+        raise ValueError(f"{name} must be {expected}, got shape {tuple(x.shape)}.")
+    _check_size(x, name, h, w, spatial=(2, 3))
+    if x.shape[1] != t:
+        raise ValueError(
+            f"{name} has {x.shape[1]} frames per object but images has {t}: give one frame per video frame "
+            "(trim or resample the sequences to the same length)."
+        )
+    return x.to(images.device, torch.float32)
+
+
+def _check_size(x: torch.Tensor, name: str, h: int, w: int, spatial: tuple[int, int]) -> None:
+    got = (x.shape[spatial[0]], x.shape[spatial[1]])
+    if got != (h, w):
+        raise ValueError(
+            f"{name} is {got[0]}x{got[1]} (HxW) but images are {h}x{w}: resize {name} to the frames' size first."
+        )

@@ -1,0 +1,136 @@
+"""Stage conditions from user data, and stage outputs back to user data, as the reference computes them.
+
+Shapes: masks ``[T, H, W]`` (bool, uint8 0/255 or float 0..1), RGB ``[T, H, W, 3]`` (uint8 or float 0..1), depth
+``[T, H, W]`` (any scale). Conditions are ``[T, 3, h, w]`` float32 in [-1, 1] at the processing size ``(h, w)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+MASK_THRESHOLD_U8 = 128  # reference: a mask pixel is "on" when its 8-bit value is > 128
+AMODAL_SUM_THRESHOLD = 600  # reference: decoded pixel is amodal when R + G + B (uint8) > 600
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """Float 0..1 -> uint8 (rounded), bool -> 0/255, uint8 unchanged."""
+    if frames.dtype == torch.uint8:
+        return frames
+    if frames.dtype == torch.bool:
+        return frames.to(torch.uint8) * 255
+    return (frames.float().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def binarize_masks(masks: torch.Tensor) -> torch.Tensor:
+    """``[T, H, W]`` any mask format -> uint8 0/255 (on when the 8-bit value is > 128)."""
+    return (to_uint8(masks) > MASK_THRESHOLD_U8).to(torch.uint8) * 255
+
+
+def pil_resize(frames_u8: torch.Tensor, size: tuple[int, int], resample=Image.BILINEAR) -> torch.Tensor:
+    """Resizes uint8 frames ``[T, H, W]`` or ``[T, H, W, 3]`` to ``size=(h, w)`` with PIL (uint8 result).
+
+    PIL's bilinear filter widens with the scale factor (antialiasing) and rounds to uint8, as torchvision's
+    ``Resize`` on PIL images does in the reference.
+    """
+    h, w = size
+    if tuple(frames_u8.shape[1:3]) == (h, w):
+        return frames_u8.clone()
+    arrays = frames_u8.cpu().numpy()
+    out = [np.asarray(Image.fromarray(a).resize((w, h), resample=resample)) for a in arrays]
+    return torch.from_numpy(np.stack(out))
+
+
+def _to_unit_range(frames_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 -> [-1, 1] the way ToTensor + Normalize(0.5, 0.5) does."""
+    return (frames_u8.float().div(255) - 0.5) / 0.5
+
+
+def modal_condition(modal_masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Stage-1 condition A: binarized masks, PIL bilinear to ``size``, in [-1, 1], 3 channels."""
+    resized = pil_resize(binarize_masks(modal_masks), size)
+    return _to_unit_range(resized).unsqueeze(1).repeat(1, 3, 1, 1)
+
+
+def normalize_depth_clip(depth: torch.Tensor) -> torch.Tensor:
+    """Min-max normalization over the whole clip to [0, 1] (a constant clip becomes zeros)."""
+    depth = depth.float()
+    lo, hi = depth.min(), depth.max()
+    if hi <= lo:
+        return torch.zeros_like(depth)
+    return (depth - lo) / (hi - lo)
+
+
+def depth_condition(depth: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Stage-1 condition B: clip-normalized depth in [-1, 1], 3 channels, bilinear to ``size`` (no antialias)."""
+    if not torch.isfinite(depth).all():
+        raise ValueError("depth contains NaN or infinite values; check the depth input.")
+    pixels = (normalize_depth_clip(depth) * 2 - 1).unsqueeze(1).repeat(1, 3, 1, 1)
+    if tuple(pixels.shape[-2:]) == tuple(size):
+        return pixels
+    return F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=False)
+
+
+def mask_on(condition: torch.Tensor) -> torch.Tensor:
+    """``[T, 3, h, w]`` mask condition -> ``[T, h, w]`` bool (reference: value > 0)."""
+    return condition[:, 0] > 0
+
+
+def modal_rgb_condition(rgb: torch.Tensor, modal_cond: torch.Tensor) -> torch.Tensor:
+    """Stage-2 condition A: RGB (PIL bilinear to the processing size) where the object is visible, white elsewhere.
+
+    Args:
+        rgb: ``[T, H, W, 3]`` uint8 or float 0..1 frames at the input size.
+        modal_cond: ``[T, 3, h, w]`` stage-1 condition A (from `modal_condition`).
+    """
+    size = tuple(modal_cond.shape[-2:])
+    pixels = _to_unit_range(pil_resize(to_uint8(rgb), size)).permute(0, 3, 1, 2)
+    visible = (modal_cond > 0).float()
+    rgb01 = (pixels + 1) / 2
+    return (rgb01 * visible + (1 - visible)) * 2 - 1
+
+
+def amodal_condition(amodal_masks: torch.Tensor) -> torch.Tensor:
+    """Stage-2 condition B: ``[T, h, w]`` bool -> +1 inside / -1 outside, ``[T, 3, h, w]``."""
+    signed = torch.where(amodal_masks.bool(), 1.0, -1.0)
+    return signed.unsqueeze(1).repeat(1, 3, 1, 1)
+
+
+def frames_to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """Decoded ``[T, 3, h, w]`` float 0..1 -> ``[T, h, w, 3]`` uint8, as the reference's PIL output."""
+    return (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
+
+
+def frames_to_amodal(frames: torch.Tensor, modal_cond: torch.Tensor,
+                     threshold: int = AMODAL_SUM_THRESHOLD) -> torch.Tensor:
+    """Stage-1 output -> amodal masks at the processing size: uint8 channel sum > threshold, OR the modal mask."""
+    summed = frames_to_uint8(frames).sum(dim=-1, dtype=torch.int32)
+    return (summed > threshold) | mask_on(modal_cond)
+
+
+def _nearest_indices(n_in: int, n_out: int) -> torch.Tensor:
+    """Source index of every output pixel: pixel-centre sampling in 16.16 fixed point.
+
+    This is the sampling of the OpenCV build that made the reference outputs (``cv2.resize`` nearest):
+    it reproduces them exactly, including how ties between two source pixels fall.
+    """
+    step = ((n_in << 16) + n_out // 2) // n_out
+    index = (step // 2 - 1 + torch.arange(n_out, dtype=torch.int64) * step) >> 16
+    return index.clamp(0, n_in - 1)
+
+
+def resize_masks_nearest(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[..., h, w]`` -> ``[..., H, W]`` bool by nearest neighbour (as the reference's OpenCV resize)."""
+    h, w = masks.shape[-2:]
+    rows, cols = _nearest_indices(h, size[0]), _nearest_indices(w, size[1])
+    return masks.bool()[..., rows, :][..., cols]
+
+
+def resize_frames_bilinear(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[T, h, w, C]`` uint8 or float -> ``[T, H, W, C]`` float 0..1, bilinear without antialias (OpenCV INTER_LINEAR)."""
+    x = frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
+    if tuple(x.shape[1:3]) != tuple(size):
+        x = F.interpolate(x.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+    return x.clamp(0, 1)
