@@ -18,9 +18,9 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-import math
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 
 from .depth_checkpoint import OFFICIAL_SUFFIXES, load_official_checkpoint
 
@@ -55,10 +55,6 @@ class DepthEstimator:
     @property
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
-
-    def to(self, device) -> "DepthEstimator":
-        self.model.to(device)
-        return self
 
     @torch.no_grad()
     def predict(self, frames, batch_size: int = 4, callback: DepthCallback | None = None,
@@ -160,18 +156,13 @@ def normalize_depth(depth: torch.Tensor, mode: str = "clip") -> torch.Tensor:
 def network_input_size(height: int, width: int, input_size: int = INPUT_SIZE) -> tuple[int, int]:
     """The authors' resize rule: keep the aspect ratio, both sides >= ``input_size``, multiples of 14.
 
-    Each scaled side is rounded to the nearest multiple of 14 (half to even, like numpy), and rounded up instead
-    when that would fall below ``input_size``.
+    The shorter side is scaled to ``input_size``; each scaled side is rounded to the nearest multiple of 14 (half
+    to even, like numpy), which never falls below ``input_size`` since that is a multiple of 14 itself.
     """
     if input_size < PATCH_SIZE or input_size % PATCH_SIZE:
         raise ValueError(f"input_size must be a positive multiple of {PATCH_SIZE}, got {input_size}.")
     scale = max(input_size / height, input_size / width)
-
-    def constrain(side: float) -> int:
-        rounded = int(round(side / PATCH_SIZE)) * PATCH_SIZE
-        return rounded if rounded >= input_size else math.ceil(side / PATCH_SIZE) * PATCH_SIZE
-
-    return constrain(scale * height), constrain(scale * width)
+    return tuple(int(round(scale * side / PATCH_SIZE)) * PATCH_SIZE for side in (height, width))
 
 
 def preprocess(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -198,8 +189,11 @@ def _load_transformers_folder(folder: Path) -> torch.nn.Module:
             raise FileNotFoundError(f"Depth Anything V2 folder {folder} lacks {required}; re-download it.")
     try:
         model = DepthAnythingForDepthEstimation.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise RuntimeError(f"Cannot load Depth Anything V2 from {folder} ({err}); re-download it.") from err
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise RuntimeError(
+            f"Depth Anything V2 folder {folder}: config.json or model.safetensors is corrupt or does not match "
+            f"({err}); re-download it."
+        ) from err
     return model.eval().requires_grad_(False)
 
 

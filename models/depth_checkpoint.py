@@ -13,6 +13,7 @@ of the weights. Metric-depth checkpoints are refused: stage 1 was trained on rel
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -66,14 +67,7 @@ def load_official_checkpoint(file, dtype: torch.dtype = torch.float32):
     sizes = official_sizes(file, state)
     with torch.device("meta"):
         model = DepthAnythingForDepthEstimation(transformers_config(sizes))
-    target = model.state_dict()
-    mapped = convert_state_dict(state, target.keys(), file)
-    for key, tensor in mapped.items():
-        if tensor.shape != target[key].shape:
-            raise RuntimeError(
-                f"Checkpoint file {file}: {key} has shape {tuple(tensor.shape)}, the {sizes['encoder']} model "
-                f"expects {tuple(target[key].shape)}. Rename the file after its real encoder (vits/vitb/vitl/vitg)."
-            )
+    mapped = convert_state_dict(state, model.state_dict(), file, sizes["encoder"])
     model.load_state_dict({k: v.to(dtype) for k, v in mapped.items()}, strict=True, assign=True)
     return model.eval().requires_grad_(False)
 
@@ -87,7 +81,7 @@ def read_official_state_dict(file: Path) -> dict[str, torch.Tensor]:
             state = load_file(str(file), device="cpu")
         else:
             state = torch.load(str(file), map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as err:
+    except (SafetensorError, pickle.UnpicklingError, OSError, RuntimeError, ValueError, EOFError) as err:
         raise RuntimeError(f"Checkpoint file {file} is corrupt or unreadable ({err}); re-download it.") from err
     if not isinstance(state, dict) or not any(str(k).startswith("pretrained.") for k in state):
         raise RuntimeError(
@@ -152,29 +146,38 @@ def transformers_config(sizes: dict):
     )
 
 
-def convert_state_dict(state: dict[str, torch.Tensor], target_keys, file: Path) -> dict[str, torch.Tensor]:
-    """Renames (and splits, for fused projections) the authors' tensors to the keys of ``target_keys``.
+def convert_state_dict(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor], file: Path,
+                       encoder: str) -> dict[str, torch.Tensor]:
+    """Renames (and splits, for fused projections) the authors' tensors to the keys of ``target``.
 
     Attention and SwiGLU names differ between transformers releases (``attention.q_proj`` in 5.x,
     ``attention.attention.query`` in 4.x), so the target name is picked from the model's own keys.
 
+    Args:
+        state: the authors' tensors.
+        target: the transformers model's state dict (meta tensors suffice: only keys and shapes are used).
+        file, encoder: named in errors.
+
     Raises:
-        RuntimeError: a tensor has no counterpart, or a model tensor is not covered (names a few of each).
+        RuntimeError: a tensor has no counterpart or the wrong shape, or a model tensor is not covered.
     """
-    target_keys = set(target_keys)
     mapped: dict[str, torch.Tensor] = {}
     unknown: list[str] = []
     for key, tensor in state.items():
-        pieces = _map_key(key, tensor, target_keys)
+        pieces = _map_key(key, tensor, target.keys())
         if pieces is None:
             unknown.append(key)
         else:
             mapped.update(pieces)
-    missing = sorted(target_keys - mapped.keys())
-    if unknown or missing:
+    unknown += [key for key in mapped if key not in target]
+    missing = sorted(target.keys() - mapped.keys())
+    misshapen = [key for key in mapped if key in target and mapped[key].shape != target[key].shape]
+    if unknown or missing or misshapen:
         raise RuntimeError(
-            f"Checkpoint file {file} does not match Depth Anything V2 ({len(unknown)} unknown tensors, e.g. "
-            f"{unknown[:3]}; {len(missing)} missing, e.g. {missing[:3]}). Use an unmodified official file."
+            f"Checkpoint file {file} does not fit the {encoder} Depth Anything V2 model ({len(unknown)} unknown "
+            f"tensors, e.g. {unknown[:3]}; {len(missing)} missing, e.g. {missing[:3]}; {len(misshapen)} of "
+            f"another shape, e.g. {misshapen[:3]}). Use an unmodified official file named after its encoder "
+            "(vits/vitb/vitl/vitg)."
         )
     return mapped
 
@@ -205,7 +208,7 @@ _ATTN_PROJ = re.compile(r"pretrained\.blocks\.(\d+)\.attn\.proj\.(weight|bias)")
 _SWIGLU = re.compile(r"pretrained\.blocks\.(\d+)\.mlp\.(w12|w3)\.(weight|bias)")
 
 
-def _map_key(key: str, tensor: torch.Tensor, targets: set[str]) -> dict[str, torch.Tensor] | None:
+def _map_key(key: str, tensor: torch.Tensor, targets) -> dict[str, torch.Tensor] | None:
     """Target tensors for one authors' tensor, or None when it has no counterpart."""
     if key in _FIXED:
         return {_FIXED[key]: tensor}
