@@ -2,21 +2,22 @@
 
 For every pixel, the temporal median of its colour over the frames in which no mask covers it. Pixels that are
 covered in every frame were never seen; they are filled smoothly from the seen pixels around them with a
-push-pull pyramid (average down to coarser scales where the gap closes, interpolate back up), then relaxed with a
-few diffusion passes so the fill has no pyramid blocks. A static camera is assumed (one plate for the clip).
+push-pull pyramid (average down to coarser scales where the gap closes, interpolate back up), then relaxed with
+diffusion passes (3x3 means) so the fill has no pyramid blocks and joins its edges smoothly. A static camera is
+assumed (one plate for the clip).
 """
 
 from __future__ import annotations
 
 import logging
 
-import kornia
 import torch
 import torch.nn.functional as F
 
 logger = logging.getLogger(__name__)
 
-DIFFUSION_PASSES = 16  # 3x3 box-blur passes over the never-seen pixels after the pyramid fill
+DIFFUSION_PASSES = 64  # 3x3 mean passes over the never-seen pixels after the pyramid fill
+CHUNK_ELEMENTS = 1 << 25  # the median is taken over bands of rows holding about this many values
 
 
 def clean_plate(images: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
@@ -41,12 +42,18 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
             "No background pixel is visible in any frame (the masks cover the whole clip): "
             "pass a `background` plate, e.g. from an inpainting or object-removal node."
         )
-    values = images.float().masked_fill(covered.unsqueeze(-1), float("nan"))
-    median = values.nanmedian(dim=0).values
+    t, h, w = covered.shape
+    rows = max(1, CHUNK_ELEMENTS // (t * w * 3))
+    median = torch.cat([_uncovered_median(images[:, r:r + rows], covered[:, r:r + rows]) for r in range(0, h, rows)])
     unseen = int((~seen).sum())
     if unseen:
         logger.info("Clean plate: %d pixels are never background; filling them from their surroundings.", unseen)
     return fill_unseen(median, seen)
+
+
+def _uncovered_median(images: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+    """``[T, h, W, 3]``, ``[T, h, W]`` -> ``[h, W, 3]`` median over uncovered frames, NaN where always covered."""
+    return images.float().masked_fill(covered.unsqueeze(-1), float("nan")).nanmedian(dim=0).values
 
 
 def fill_unseen(plate: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
@@ -60,10 +67,20 @@ def fill_unseen(plate: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
     known = seen.float()[None, None]
     values = torch.where(seen.unsqueeze(-1), plate.float(), 0.0).permute(2, 0, 1).unsqueeze(0)
     filled = _push_pull(values, known)
-    for _ in range(DIFFUSION_PASSES):
-        relaxed = kornia.filters.box_blur(filled, (3, 3), border_type="replicate")
-        filled = torch.where(known > 0, values, relaxed)
+    rows, cols = (~seen).any(dim=1).nonzero()[:, 0], (~seen).any(dim=0).nonzero()[:, 0]
+    window = (..., slice(max(int(rows[0]) - 1, 0), int(rows[-1]) + 2),
+              slice(max(int(cols[0]) - 1, 0), int(cols[-1]) + 2))
+    filled[window] = _relax(filled[window], known[window])  # only unseen pixels change: relax around them alone
     return filled[0].permute(1, 2, 0).contiguous()
+
+
+def _relax(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """``DIFFUSION_PASSES`` Jacobi steps of the heat equation on the unknown pixels of ``values`` ``[1, C, h, w]``:
+    each takes the mean of its 3x3 neighbourhood, known pixels stay fixed."""
+    for _ in range(DIFFUSION_PASSES):
+        relaxed = F.avg_pool2d(F.pad(values, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        values = torch.where(known > 0, values, relaxed)
+    return values
 
 
 def _push_pull(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:

@@ -28,8 +28,10 @@ Modes (``MODES``); each returns ``(image [T, H, W, 3], mask [T, H, W])``:
 - ``move``: the objects shifted by ``offset = (x, y)`` pixels (right, down), drawn in front; the visible pixels
   they leave are filled from the background plate. Mask: the hole and the moved objects.
 
-``feather`` (pixels) softens every alpha with a Gaussian blur reaching about that far; 0 keeps edges hard and
-the arithmetic exact (``image = frame * (1 - alpha) + colour * alpha`` with alpha 0 or 1).
+``feather`` (pixels) softens every alpha with a Gaussian blur reaching about that far: across the edge for what
+is drawn (objects, hidden parts), outward for what is removed (the occluder, the hole a moved object leaves), so
+no fringe of it stays. 0 keeps edges hard and the arithmetic exact (``image = frame * (1 - alpha) + colour *
+alpha`` with alpha 0 or 1).
 """
 
 from __future__ import annotations
@@ -92,15 +94,21 @@ def composite_edit(
     return _move(scene, alpha, feather, offset)
 
 
-def feather_alpha(masks: torch.Tensor, feather: float) -> torch.Tensor:
+def feather_alpha(masks: torch.Tensor, feather: float, outward: bool = False) -> torch.Tensor:
     """Soft alpha ``[..., H, W]`` from masks ``[..., H, W]``: a Gaussian blur (sigma = feather / 3, kernel
     ``2 * ceil(feather) + 1``, replicated borders) so edges fade over about ``feather`` pixels; values in 0..1.
+
+    ``outward=True`` first grows the masks by ``ceil(feather)`` pixels, so the alpha stays 1 over the whole mask
+    and fades outside it (for regions to be removed, where a half-kept edge would leave a fringe).
     ``feather = 0`` returns the masks unchanged (clamped to 0..1)."""
     masks = masks.float().clamp(0, 1)
     if feather <= 0:
         return masks
-    size = 2 * math.ceil(feather) + 1
+    radius = math.ceil(feather)
     flat = masks.reshape(-1, 1, *masks.shape[-2:])
+    if outward:
+        flat = F.max_pool2d(flat, 2 * radius + 1, stride=1, padding=radius)
+    size = 2 * radius + 1
     blurred = kornia.filters.gaussian_blur2d(flat, (size, size), (feather / 3, feather / 3), border_type="replicate")
     return blurred.reshape(masks.shape).clamp(0, 1)
 
@@ -145,14 +153,14 @@ def _xray(scene: "_Scene", feather: float, opacity: float, color: tuple[float, f
 def _remove_occluder(scene: "_Scene", alpha: torch.Tensor, feather: float):
     if scene.occluder is None:
         raise ValueError("mode 'remove_occluder' needs occluder_masks: connect the masks of what hides the object.")
-    occluder = feather_alpha(scene.occluder, feather)
+    occluder = feather_alpha(scene.occluder, feather, outward=True)
     cleaned = _over(scene.images, scene.plate(), occluder)
     return _paint(cleaned, scene.rgb, alpha), _union(torch.cat([occluder[None], alpha]))
 
 
 def _move(scene: "_Scene", alpha: torch.Tensor, feather: float, offset: tuple[int, int]):
     dx, dy = offset
-    hole = _union(feather_alpha(scene.visible(), feather))
+    hole = _union(feather_alpha(scene.visible(), feather, outward=True))
     moved_rgb, moved_alpha = shift(scene.rgb, dx, dy, (-3, -2)), shift(alpha, dx, dy)
     image = _paint(_over(scene.images, scene.plate(), hole), moved_rgb, moved_alpha)
     return image, _union(torch.cat([hole[None], moved_alpha]))
