@@ -1,0 +1,124 @@
+"""``CompositeEdit`` node: ComfyUI IMAGE/MASK batches in, ``models.composite.composite_edit``, IMAGE/MASK out.
+
+ComfyUI has no object dimension: several objects travel as one batch of ``N * T`` frames stacked object by
+object (object 0's frames 0..T-1, then object 1's, ...), where ``T`` is the number of frames of ``images``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from ..models.composite import MODES, composite_edit
+
+_STACKING = "For several objects, stack N*T frames object by object (object 0's T frames, then object 1's, ...)."
+_HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
+
+
+class CompositeEdit:
+    DESCRIPTION = (
+        "Edits the video with the recovered objects. reveal: the completed object in front of what hid it. "
+        "xray: the hidden part shown see-through with an outline, for review. remove_occluder: the occluder "
+        "replaced by a background plate (given, or built from the clip), the completed object on top. layer: "
+        "the object alone as colour + alpha for compositing elsewhere. move: the object shifted, its hole filled "
+        "like remove_occluder. Several objects are drawn back to front in the order stacked (first = farthest)."
+    )
+    CATEGORY = "Diffusion-VAS"
+    FUNCTION = "composite"
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("images", "mask")
+    OUTPUT_TOOLTIPS = (
+        "The edited frames at the input size (layer: the objects' amodal RGB).",
+        "reveal/layer: the objects' alpha; xray: the hidden parts; remove_occluder/move: every repainted pixel.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The original video frames (T frames)."}),
+                "amodal_rgb": ("IMAGE", {
+                    "tooltip": "Completed object colours from the content-completion stage, T frames per object. "
+                    + _STACKING}),
+                "amodal_masks": ("MASK", {
+                    "tooltip": "Full object shapes (visible + hidden), T frames per object. " + _STACKING}),
+                "mode": (list(MODES), {
+                    "default": "reveal",
+                    "tooltip": "reveal, xray, remove_occluder, layer or move (see the node description)."}),
+            },
+            "optional": {
+                "modal_masks": ("MASK", {
+                    "tooltip": "Visible parts of the objects, T frames per object (xray, move). " + _STACKING}),
+                "occluder_masks": ("MASK", {
+                    "tooltip": "What hides the objects (remove_occluder; optional for xray and move). T frames, "
+                    "or K*T frames for K occluders stacked occluder by occluder (they are united)."}),
+                "background": ("IMAGE", {
+                    "tooltip": "Plate of the scene without occluder or object (1 or T frames), e.g. from an "
+                    "inpainting node, for remove_occluder and move. Without it a clean plate is built from the clip: "
+                    "each pixel's background seen in other frames, a smooth fill where never seen."}),
+                "opacity": ("FLOAT", {
+                    "default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05,
+                    "tooltip": "xray: opacity of the hidden part."}),
+                "feather": ("FLOAT", {
+                    "default": 0.0, "min": 0.0, "max": 64.0, "step": 0.5,
+                    "tooltip": "Softens every alpha edge over about this many pixels; 0 = hard edges."}),
+                "offset_x": ("INT", {
+                    "default": 0, "min": -8192, "max": 8192, "step": 1,
+                    "tooltip": "move: pixels to shift the objects right (negative: left)."}),
+                "offset_y": ("INT", {
+                    "default": 0, "min": -8192, "max": 8192, "step": 1,
+                    "tooltip": "move: pixels to shift the objects down (negative: up)."}),
+                "outline_color": ("STRING", {
+                    "default": "#00FF00", "tooltip": "xray: outline colour as hex RGB, e.g. #00FF00."}),
+                "outline_width": ("INT", {
+                    "default": 2, "min": 0, "max": 64, "step": 1,
+                    "tooltip": "xray: outline width in pixels around the full object shape; 0 = no outline."}),
+            },
+        }
+
+    def composite(self, images, amodal_rgb, amodal_masks, mode, modal_masks=None, occluder_masks=None,
+                  background=None, opacity=0.5, feather=0.0, offset_x=0, offset_y=0, outline_color="#00FF00",
+                  outline_width=2):
+        frames = images.shape[0]
+        image, mask = composite_edit(
+            images,
+            split_objects(amodal_rgb, frames, "amodal_rgb"),
+            split_objects(amodal_masks, frames, "amodal_masks"),
+            mode,
+            modal_masks=None if modal_masks is None else split_objects(modal_masks, frames, "modal_masks"),
+            occluder_masks=None if occluder_masks is None else split_objects(occluder_masks, frames, "occluder_masks"),
+            background=background,
+            opacity=opacity,
+            feather=feather,
+            offset=(offset_x, offset_y),
+            outline_color=parse_colour(outline_color),
+            outline_width=outline_width,
+        )
+        return image, mask
+
+
+def split_objects(batch: torch.Tensor, frames: int, name: str) -> torch.Tensor:
+    """ComfyUI batch ``[N*T, H, W]`` (MASK; ``[H, W]`` is one frame) or ``[N*T, H, W, 3]`` (IMAGE) ->
+    ``[N, T, H, W(, 3)]``, objects stacked object-major."""
+    if batch.dim() == 2:
+        batch = batch.unsqueeze(0)
+    if batch.shape[0] % frames:
+        raise ValueError(
+            f"{name} has {batch.shape[0]} frames, not a multiple of the {frames} frames of images: give T frames "
+            f"per object. {_STACKING}"
+        )
+    return batch.reshape(batch.shape[0] // frames, frames, *batch.shape[1:])
+
+
+def parse_colour(text: str) -> tuple[float, float, float]:
+    """``"#RRGGBB"`` (the ``#`` is optional) -> RGB in 0..1."""
+    match = _HEX_COLOUR.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"outline_color must be a hex colour like #00FF00, got {text!r}.")
+    digits = match.group(1)
+    return tuple(int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4))
+
+
+NODE_CLASS_MAPPINGS = {"CompositeEdit": CompositeEdit}
+NODE_DISPLAY_NAME_MAPPINGS = {"CompositeEdit": "Composite Edit (Diffusion-VAS)"}

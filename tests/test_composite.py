@@ -1,0 +1,286 @@
+"""CompositeEdit: exact pixels of every mode on small constructed clips, the clean plate, errors, the node."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffusion_vas.models.clean_plate import clean_plate
+from diffusion_vas.models.composite import MODES, composite_edit, feather_alpha, outline, shift
+from diffusion_vas.nodes.composite import CompositeEdit
+
+T, H, W = 4, 10, 14
+
+
+def _square(top: int, left: int, size: int = 4, frames: int = T) -> torch.Tensor:
+    mask = torch.zeros(frames, H, W)
+    mask[:, top:top + size, left:left + size] = 1
+    return mask
+
+
+def _clip(seed: int = 0):
+    """Random frames and object colours, an amodal square with its right half hidden behind a vertical bar."""
+    g = torch.Generator().manual_seed(seed)
+    images, rgb = torch.rand(T, H, W, 3, generator=g), torch.rand(T, H, W, 3, generator=g)
+    amodal = _square(3, 4)
+    occluder = torch.zeros(T, H, W)
+    occluder[:, :, 6:9] = 1
+    modal = amodal * (1 - occluder)
+    return images, rgb, amodal, modal, occluder
+
+
+def _run(node_inputs: dict):
+    node = CompositeEdit()
+    return getattr(node, CompositeEdit.FUNCTION)(**node_inputs)
+
+
+def test_reveal_hard_edges_is_exact():
+    images, rgb, amodal, _, _ = _clip()
+    out, mask = composite_edit(images, rgb, amodal, "reveal")
+    inside = amodal.bool()
+    assert torch.equal(out[inside], rgb[inside])
+    assert torch.equal(out[~inside], images[~inside])
+    assert torch.equal(mask, amodal)
+
+
+def test_soft_mask_values_are_the_alpha():
+    images, rgb, amodal, _, _ = _clip()
+    soft = amodal * 0.25
+    out, mask = composite_edit(images, rgb, soft, "reveal")
+    assert torch.allclose(out, images * (1 - soft[..., None]) + rgb * soft[..., None], atol=1e-6)
+    assert torch.equal(mask, soft)
+
+
+@pytest.mark.parametrize("hint", ["modal_masks", "occluder_masks"])
+def test_xray_blends_only_the_hidden_part(hint):
+    images, rgb, amodal, modal, occluder = _clip()
+    given = {"modal_masks": modal} if hint == "modal_masks" else {"occluder_masks": occluder}
+    out, mask = composite_edit(images, rgb, amodal, "xray", opacity=0.4, outline_width=0, **given)
+    hidden = (amodal.bool() & ~modal.bool())
+    assert hidden.any()
+    assert torch.allclose(out[hidden], images[hidden] * 0.6 + rgb[hidden] * 0.4, atol=1e-6)
+    assert torch.equal(out[~hidden], images[~hidden])
+    assert torch.equal(mask, hidden.float())
+
+
+def test_xray_outline_is_the_inner_border_of_the_full_shape():
+    images, rgb, amodal, modal, _ = _clip()
+    out, _ = composite_edit(images, rgb, amodal, "xray", modal_masks=modal, opacity=0.5,
+                            outline_color=(1.0, 0.0, 1.0), outline_width=1)
+    ring = amodal.bool() & ~_square(4, 5, size=2).bool()
+    assert torch.equal(outline(amodal, 1), ring)
+    assert torch.equal(out[ring], torch.tensor([1.0, 0.0, 1.0]).expand(int(ring.sum()), 3))
+    untouched = ~ring & ~(amodal.bool() & ~modal.bool())
+    assert torch.equal(out[untouched], images[untouched])
+
+
+def test_xray_without_visibility_information_is_an_error():
+    images, rgb, amodal, _, _ = _clip()
+    with pytest.raises(ValueError, match="modal_masks"):
+        composite_edit(images, rgb, amodal, "xray")
+
+
+def test_layer_is_the_object_with_its_mask_as_alpha():
+    images, rgb, amodal, _, _ = _clip()
+    out, alpha = composite_edit(images, rgb, amodal, "layer")
+    assert torch.equal(out, rgb)
+    assert torch.equal(alpha, amodal)
+
+
+def test_feathered_alpha_is_smooth_and_in_range():
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 8:24, 8:24] = 1
+    alpha = feather_alpha(mask, 3.0)
+    assert 0 <= float(alpha.min()) and float(alpha.max()) <= 1
+    assert float(alpha[0, 16, 16]) == pytest.approx(1.0) and float(alpha[0, 0, 0]) == pytest.approx(0.0)
+    edge = alpha[0, 16, 4:13]
+    assert (edge[1:] >= edge[:-1]).all() and 0.3 < float(alpha[0, 16, 8]) < 0.7
+    assert float((alpha[0, :, 1:] - alpha[0, :, :-1]).abs().max()) < 0.45  # a hard edge jumps by 1
+    images, rgb = torch.rand(1, 32, 32, 3), torch.rand(1, 32, 32, 3)
+    _, layer_alpha = composite_edit(images, rgb, mask, "layer", feather=3.0)
+    assert torch.equal(layer_alpha, alpha)
+
+
+def test_removed_regions_are_feathered_outward_so_no_fringe_stays():
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 8:24, 8:24] = 1
+    alpha = feather_alpha(mask, 2.5, outward=True)
+    assert float(alpha[mask.bool()].min()) > 1 - 1e-6
+    assert 0 < float(alpha[0, 16, 25]) < 1 and float(alpha[0, 16, 1]) == 0
+    images, rgb, amodal, _, occluder = _clip()
+    plate = torch.rand(T, H, W, 3)
+    out, _ = composite_edit(images, rgb, amodal * 0, "remove_occluder", occluder_masks=occluder, background=plate,
+                            feather=2.0)
+    assert torch.allclose(out[occluder.bool()], plate[occluder.bool()], atol=1e-6)
+
+
+def test_move_shifts_the_object_and_fills_its_hole_from_the_plate():
+    background = torch.rand(1, H, W, 3, generator=torch.Generator().manual_seed(1))
+    rgb = torch.rand(T, H, W, 3, generator=torch.Generator().manual_seed(2))
+    amodal = _square(3, 4)
+    images = torch.where(amodal.bool()[..., None], rgb, background.expand(T, H, W, 3))
+    out, mask = composite_edit(images, rgb, amodal, "move", background=background, offset=(3, 0))
+    assert torch.equal(out[:, 3:7, 7:11], rgb[:, 3:7, 4:8])
+    assert torch.equal(out[:, 3:7, 4:7], background.expand(T, H, W, 3)[:, 3:7, 4:7])
+    changed = torch.zeros(T, H, W, dtype=torch.bool)
+    changed[:, 3:7, 4:11] = True
+    assert torch.equal(out[~changed], images[~changed])
+    assert torch.equal(mask, changed.float())
+
+
+def test_move_with_the_clean_plate_recovers_what_the_object_covered():
+    g = torch.Generator().manual_seed(3)
+    background, rgb = torch.rand(H, W, 3, generator=g), torch.rand(T, H, W, 3, generator=g)
+    amodal = torch.cat([_square(3, 2 + 3 * t, frames=1) for t in range(T)])  # moves right: every pixel seen
+    images = torch.where(amodal.bool()[..., None], rgb, background)
+    out, _ = composite_edit(images, rgb, amodal, "move", offset=(0, 3))
+    hole = amodal.bool() & ~shift(amodal, 0, 3).bool()
+    assert torch.equal(out[hole], background.expand(T, H, W, 3)[hole])
+    moved = shift(amodal, 0, 3).bool()
+    assert torch.equal(out[moved], shift(rgb, 0, 3, (-3, -2))[moved])
+
+
+def test_remove_occluder_with_a_background_plate():
+    images, rgb, amodal, _, occluder = _clip()
+    plate = torch.rand(T, H, W, 3, generator=torch.Generator().manual_seed(4))
+    out, mask = composite_edit(images, rgb, amodal, "remove_occluder", occluder_masks=occluder, background=plate)
+    obj, occ = amodal.bool(), occluder.bool()
+    assert torch.equal(out[obj], rgb[obj])
+    assert torch.equal(out[occ & ~obj], plate[occ & ~obj])
+    assert torch.equal(out[~occ & ~obj], images[~occ & ~obj])
+    assert torch.equal(mask, (obj | occ).float())
+
+
+def test_remove_occluder_with_the_clean_plate():
+    g = torch.Generator().manual_seed(5)
+    background, rgb = torch.rand(H, W, 3, generator=g), torch.rand(T, H, W, 3, generator=g)
+    amodal = _square(5, 9, size=3)
+    occluder = torch.zeros(T, H, W)
+    occluder[:, 0:4, 0:3] = 1  # never seen: covered in every frame
+    for t in range(T):
+        occluder[t, :, 3 + t:5 + t] = 1  # a bar sliding right: each of its pixels is background in some frame
+    images = torch.where(occluder.bool()[..., None], torch.tensor([1.0, 0.0, 0.0]), background)
+    images = torch.where(amodal.bool()[..., None], rgb, images)
+    out, _ = composite_edit(images, rgb, amodal, "remove_occluder", occluder_masks=occluder)
+    never_seen = occluder.bool().all(dim=0)
+    recovered = occluder.bool() & ~never_seen & ~amodal.bool()
+    assert recovered.any()
+    assert torch.equal(out[recovered], background.expand(T, H, W, 3)[recovered])
+    fill = out[:, never_seen]
+    assert torch.isfinite(fill).all() and float(fill.min()) >= 0 and float(fill.max()) <= 1
+    assert torch.equal(out[amodal.bool()], rgb[amodal.bool()])
+
+
+def test_clean_plate_fill_is_smooth():
+    ramp = torch.linspace(0, 1, 32).expand(32, 32)
+    frames = torch.stack([ramp] * 3, dim=-1).expand(2, 32, 32, 3)
+    covered = torch.zeros(2, 32, 32, dtype=torch.bool)
+    covered[:, 10:20, 10:20] = True
+    plate = clean_plate(frames, covered)
+    assert torch.equal(plate[~covered[0]], frames[0][~covered[0]])
+    hole = plate[10:20, 10:20, 0]
+    assert torch.isfinite(hole).all()
+    assert float(hole.min()) >= float(ramp[0, 10]) - 0.05 and float(hole.max()) <= float(ramp[0, 19]) + 0.05
+    assert float((hole[:, 1:] - hole[:, :-1]).abs().max()) < 0.1
+
+
+def test_clean_plate_needs_some_background():
+    with pytest.raises(ValueError, match="background"):
+        clean_plate(torch.rand(2, 4, 4, 3), torch.ones(2, 4, 4, dtype=torch.bool))
+
+
+def test_objects_are_drawn_back_to_front_in_the_order_given():
+    images = torch.zeros(T, H, W, 3)
+    far, near = _square(2, 2), _square(4, 4)
+    red, blue = torch.tensor([1.0, 0, 0]).expand(T, H, W, 3), torch.tensor([0, 0, 1.0]).expand(T, H, W, 3)
+    out, mask = composite_edit(images, torch.stack([red, blue]), torch.stack([far, near]), "reveal")
+    overlap = far.bool() & near.bool()
+    assert overlap.any()
+    assert torch.equal(out[overlap], blue[overlap])
+    assert torch.equal(out[far.bool() & ~near.bool()], red[far.bool() & ~near.bool()])
+    assert torch.equal(mask, (far.bool() | near.bool()).float())
+    layer, _ = composite_edit(images, torch.stack([red, blue]), torch.stack([far, near]), "layer")
+    assert torch.equal(layer[overlap], blue[overlap])
+
+
+def test_node_called_like_comfyui_with_stacked_objects():
+    images, rgb, amodal, modal, occluder = _clip()
+    rgb2, amodal2 = rgb.flip(-1), _square(1, 9)
+    out, mask = _run({
+        "images": images,
+        "amodal_rgb": torch.cat([rgb, rgb2]),
+        "amodal_masks": torch.cat([amodal, amodal2]),
+        "mode": "remove_occluder",
+        "modal_masks": torch.cat([modal, amodal2]),
+        "occluder_masks": occluder,
+        "background": torch.zeros(1, H, W, 3),
+        "feather": 0.0,
+    })
+    expected = composite_edit(images, torch.stack([rgb, rgb2]), torch.stack([amodal, amodal2]), "remove_occluder",
+                              occluder_masks=occluder, background=torch.zeros(1, H, W, 3))
+    assert out.shape == (T, H, W, 3) and mask.shape == (T, H, W)
+    assert torch.equal(out, expected[0]) and torch.equal(mask, expected[1])
+
+
+def test_node_metadata():
+    spec = CompositeEdit.INPUT_TYPES()
+    inputs = {**spec["required"], **spec["optional"]}
+    assert all("tooltip" in options for _, options in inputs.values())
+    assert tuple(inputs["mode"][0]) == MODES == ("reveal", "xray", "remove_occluder", "layer", "move")
+    assert CompositeEdit.RETURN_TYPES == ("IMAGE", "MASK") and len(CompositeEdit.OUTPUT_TOOLTIPS) == 2
+    assert CompositeEdit.CATEGORY == "Diffusion-VAS"
+    from diffusion_vas import NODE_CLASS_MAPPINGS
+
+    assert NODE_CLASS_MAPPINGS["CompositeEdit"] is CompositeEdit
+
+
+def test_node_accepts_a_single_hw_mask_and_parses_the_outline_colour():
+    images, rgb, amodal, modal, _ = _clip()
+    out, _ = _run({"images": images[:1], "amodal_rgb": rgb[:1], "amodal_masks": amodal[0], "mode": "xray",
+                   "modal_masks": modal[0], "outline_color": "#FF0000", "outline_width": 1})
+    assert torch.equal(out[0, 3, 4], torch.tensor([1.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="outline_color"):
+        _run({"images": images, "amodal_rgb": rgb, "amodal_masks": amodal, "mode": "xray",
+              "modal_masks": modal, "outline_color": "green"})
+
+
+def test_node_rejects_a_mask_count_that_is_not_a_multiple_of_the_frames():
+    images, rgb, amodal, _, _ = _clip()
+    with pytest.raises(ValueError, match=r"amodal_masks has 5 frames, not a multiple of the 4 frames"):
+        _run({"images": images, "amodal_rgb": rgb, "amodal_masks": torch.cat([amodal, amodal[:1]]),
+              "mode": "reveal"})
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda k: {**k, "amodal_masks": k["amodal_masks"][:, :, :-1]}, r"amodal_masks is 10x13 .* resize"),
+    (lambda k: {**k, "amodal_rgb": k["amodal_rgb"][:3]}, r"amodal_rgb has 3 frames per object but images has 4"),
+    (lambda k: {**k, "amodal_masks": torch.stack([k["amodal_masks"]] * 2)}, r"amodal_masks has 2 object"),
+    (lambda k: {**k, "modal_masks": k["amodal_masks"][:2]}, r"modal_masks has 2 frames"),
+    (lambda k: {**k, "background": torch.rand(2, H, W, 3)}, r"background has 2 frames"),
+    (lambda k: {**k, "background": torch.rand(1, H + 1, W, 3)}, r"background is 11x14"),
+    (lambda k: {**k, "mode": "remove_occluder"}, r"occluder_masks"),
+    (lambda k: {**k, "mode": "blur"}, r"mode must be one of"),
+    (lambda k: {**k, "images": k["images"][..., :2]}, r"images must be RGB"),
+])
+def test_mismatched_inputs_raise_clear_errors(change, message):
+    images, rgb, amodal, _, _ = _clip()
+    kwargs = change({"images": images, "amodal_rgb": rgb, "amodal_masks": amodal, "mode": "reveal"})
+    with pytest.raises(ValueError, match=message):
+        composite_edit(**kwargs)
+
+
+def test_a_single_frame_background_plate_is_broadcast():
+    images, rgb, amodal, _, occluder = _clip()
+    plate = torch.rand(H, W, 3)
+    out, _ = composite_edit(images, rgb, amodal, "remove_occluder", occluder_masks=occluder, background=plate)
+    spot = occluder.bool() & ~amodal.bool()
+    assert torch.equal(out[spot], plate.expand(T, H, W, 3)[spot])
+
+
+def test_every_mode_keeps_the_input_size():
+    images, rgb, amodal, modal, occluder = _clip()
+    for mode in MODES:
+        out, mask = composite_edit(images, rgb, amodal, mode, modal_masks=modal, occluder_masks=occluder,
+                                   feather=1.5, offset=(-2, 1))
+        assert out.shape == images.shape and mask.shape == amodal.shape and out.dtype == torch.float32
+        assert torch.isfinite(out).all() and 0 <= float(mask.min()) and float(mask.max()) <= 1
