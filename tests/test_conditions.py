@@ -1,0 +1,48 @@
+"""Stage helpers reproduce the reference's conditions and post-processing exactly."""
+
+from __future__ import annotations
+
+import torch
+
+from diffusion_vas.models import conditions as C
+
+
+def test_modal_condition(parity_case):
+    cond = C.modal_condition(parity_case["input/modal_mask_u8"], (64, 128))
+    assert torch.equal(cond, parity_case["stage1/modal_pixels"])
+    # the same masks as ComfyUI MASK floats (0/1) give the same condition
+    assert torch.equal(C.modal_condition(parity_case["input/modal_mask_u8"].float() / 255, (64, 128)), cond)
+
+
+def test_depth_condition(parity_case):
+    cond = C.depth_condition(parity_case["input/depth_raw"], (64, 128))
+    assert (cond - parity_case["stage1/depth_pixels"]).abs().max() <= 1e-6
+
+
+def test_amodal_threshold_and_nearest_resize(parity_case):
+    amodal = C.frames_to_amodal(parity_case["stage1/frames_float"], parity_case["stage1/modal_pixels"])
+    assert torch.equal(amodal.to(torch.uint8), parity_case["stage1/amodal_mask"])
+    assert torch.equal(C.frames_to_uint8(parity_case["stage1/frames_float"]), parity_case["stage1/frames_u8"])
+    full = C.resize_masks_nearest(amodal, (90, 172))
+    assert torch.equal(full.to(torch.uint8), parity_case["stage1/amodal_mask_orig"])
+
+
+def test_stage2_conditions(parity_case):
+    modal = C.modal_condition(parity_case["input/modal_mask_u8"], (64, 128))
+    rgb = C.modal_rgb_condition(parity_case["input/rgb_u8"], modal)
+    assert torch.equal(rgb, parity_case["stage2/modal_rgb_pixels"])
+    assert torch.equal(rgb, C.modal_rgb_condition(parity_case["input/rgb_u8"].float() / 255, modal))
+    amodal = C.amodal_condition(parity_case["stage1/amodal_mask"])
+    assert torch.equal(amodal, parity_case["stage2/amodal_mask_pixels"])
+
+
+def test_rgb_back_to_input_size(parity_case):
+    full = C.resize_frames_bilinear(parity_case["stage2/frames_u8"], (90, 172))
+    diff = (full * 255 - parity_case["stage2/frames_orig_u8"].float()).abs()
+    assert full.shape == (25, 90, 172, 3)
+    assert diff.max() < 1.0  # OpenCV rounds its fixed-point result to uint8; this stays within one level
+
+
+def test_constant_depth_is_not_nan():
+    cond = C.depth_condition(torch.ones(3, 8, 8), (8, 8))
+    assert torch.isfinite(cond).all() and cond.min() == -1
