@@ -119,9 +119,17 @@ def download_depth_model(name: str, models_dir) -> Path:
         raise ValueError(f"Unknown Depth Anything V2 model {name!r}; downloadable: {', '.join(HF_MODELS)}.")
     from huggingface_hub import snapshot_download
 
-    target = Path(models_dir).expanduser() / name
-    logger.info("Downloading %s/%s to %s", HF_ORGANIZATION, name, target)
-    snapshot_download(f"{HF_ORGANIZATION}/{name}", local_dir=str(target), allow_patterns=["*.json", "*.safetensors"])
+    repo, target = f"{HF_ORGANIZATION}/{name}", Path(models_dir).expanduser() / name
+    logger.info("Downloading %s to %s", repo, target)
+    try:
+        snapshot_download(repo, local_dir=str(target), allow_patterns=["*.json", "*.safetensors"])
+    except Exception as err:  # network, authentication, disk: all end the same way for the user
+        raise RuntimeError(
+            f"Downloading {repo} into {target} failed ({err}). Check the connection and disk space, or download "
+            f"it yourself: huggingface-cli download {repo} --local-dir {target}"
+        ) from err
+    if not (target / "config.json").is_file() or not (target / "model.safetensors").is_file():
+        raise RuntimeError(f"The download of {repo} into {target} is incomplete; run it again.")
     return target
 
 

@@ -222,3 +222,38 @@ def test_node_metadata():
     from diffusion_vas import NODE_CLASS_MAPPINGS
 
     assert NODE_CLASS_MAPPINGS["PseudoDepth"] is PseudoDepth
+
+
+def test_hf_names_download_on_first_use(parity, tmp_path, monkeypatch, frames):
+    """A listed ``*-hf`` name missing from the model folder is fetched into the first folder, then loaded."""
+    import huggingface_hub
+
+    calls = []
+
+    def fake_download(repo_id, local_dir, allow_patterns):
+        calls.append(repo_id)
+        shutil.copytree(TINY_HF, local_dir, dirs_exist_ok=True)
+
+    monkeypatch.setenv("DIFFUSION_VAS_MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    for _ in range(2):
+        (depth,) = run_node(images=frames[:1], model="Depth-Anything-V2-Small-hf", input_size=FAST_INPUT)
+    assert calls == ["depth-anything/Depth-Anything-V2-Small-hf"]  # the second run finds the folder
+    assert (tmp_path / "depthanything" / "Depth-Anything-V2-Small-hf" / "model.safetensors").is_file()
+    assert depth.shape == (1, 90, 172, 3)
+
+
+def test_failed_or_incomplete_downloads_are_reported(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from diffusion_vas.models.depth import download_depth_model
+
+    def offline(repo_id, local_dir, allow_patterns):
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(RuntimeError, match="depth-anything/Depth-Anything-V2-Base-hf.*no network"):
+        download_depth_model("Depth-Anything-V2-Base-hf", tmp_path)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, local_dir, allow_patterns: None)
+    with pytest.raises(RuntimeError, match="incomplete"):
+        download_depth_model("Depth-Anything-V2-Base-hf", tmp_path)
