@@ -46,8 +46,8 @@ def available_models() -> list[str]:
 
 def resolve_model(name: str) -> Path:
     """Absolute path, or a name in the model folders; the ``*-hf`` names are downloaded on first use."""
-    if Path(name).expanduser().is_absolute():
-        path = Path(name).expanduser()
+    path = Path(name).expanduser()
+    if path.is_absolute():
         if not path.exists():
             raise FileNotFoundError(f"model: {path} does not exist; give an existing folder or file.")
         return path
