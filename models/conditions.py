@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .depth import normalize_depth
+
 MASK_THRESHOLD_U8 = 128  # reference: a mask pixel is "on" when its 8-bit value is > 128
 AMODAL_SUM_THRESHOLD = 600  # reference: decoded pixel is amodal when R + G + B (uint8) > 600
 
@@ -54,20 +56,9 @@ def modal_condition(modal_masks: torch.Tensor, size: tuple[int, int]) -> torch.T
     return _to_unit_range(resized).unsqueeze(1).repeat(1, 3, 1, 1)
 
 
-def normalize_depth_clip(depth: torch.Tensor) -> torch.Tensor:
-    """Min-max normalization over the whole clip to [0, 1] (a constant clip becomes zeros)."""
-    depth = depth.float()
-    lo, hi = depth.min(), depth.max()
-    if hi <= lo:
-        return torch.zeros_like(depth)
-    return (depth - lo) / (hi - lo)
-
-
 def depth_condition(depth: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Stage-1 condition B: clip-normalized depth in [-1, 1], 3 channels, bilinear to ``size`` (no antialias)."""
-    if not torch.isfinite(depth).all():
-        raise ValueError("depth contains NaN or infinite values; check the depth input.")
-    pixels = (normalize_depth_clip(depth) * 2 - 1).unsqueeze(1).repeat(1, 3, 1, 1)
+    pixels = (normalize_depth(depth, "clip") * 2 - 1).unsqueeze(1).repeat(1, 3, 1, 1)
     if tuple(pixels.shape[-2:]) == tuple(size):
         return pixels
     return F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=False)
