@@ -75,6 +75,9 @@ class SyntheticSpec:
     occluder_width: occluder width (bar) or diameter (disk) range as a multiple of the object's diameter;
         above 1 with a slow crossing gives fully occluded frames.
     deformation: strength of the non-rigid deformation (0 = rigid shapes).
+    motion: scales every path (objects and occluders) about its midpoint: 1 = objects cross most of the frame
+        during the clip, 0.5 = half as far (slower, as in most real footage), 0 = nothing moves (occlusions
+        then never change). Other random draws are unaffected.
     """
 
     frames: int = 25
@@ -86,6 +89,7 @@ class SyntheticSpec:
     object_size: tuple[float, float] = (0.22, 0.34)
     occluder_width: tuple[float, float] = (0.5, 1.5)
     deformation: float = 0.15
+    motion: float = 1.0
 
     def __post_init__(self):
         for name in ("frames", "height", "width", "objects"):
@@ -103,8 +107,9 @@ class SyntheticSpec:
             if not 0 < lo <= hi:
                 raise ValueError(f"SyntheticSpec.{name} must be a range (low, high) with 0 < low <= high; "
                                  f"got {(lo, hi)}.")
-        if self.deformation < 0:
-            raise ValueError(f"SyntheticSpec.deformation must be >= 0, got {self.deformation}.")
+        for name in ("deformation", "motion"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"SyntheticSpec.{name} must be >= 0, got {getattr(self, name)}.")
 
 
 @dataclass
@@ -350,6 +355,8 @@ def _draw_object(rng: np.random.Generator, spec: SyntheticSpec) -> dict:
     x0, x1 = rng.uniform(margin, margin + 0.15 * w), rng.uniform(w - margin - 0.15 * w, w - margin)
     if direction < 0:
         x0, x1 = x1, x0
+    shrink = (1 - spec.motion) * (x1 - x0) / 2
+    x0, x1 = x0 + shrink, x1 - shrink
     return {
         "shape": str(rng.choice(spec.shapes)), "pattern": str(rng.choice(PATTERNS)),
         "radius": radius, "x": (x0, x1), "y": rng.uniform(0.35, 0.65) * h,
@@ -368,7 +375,7 @@ def _draw_occluder(rng: np.random.Generator, spec: SyntheticSpec, target: dict) 
     crossing = rng.uniform(0.35, 0.65)
     target_x = target["x"][0] + (target["x"][1] - target["x"][0]) * crossing
     size = rng.uniform(*spec.occluder_width) * 2 * target["radius"]
-    velocity = rng.uniform(-0.3, 0.3) * w  # pixels over the whole clip
+    velocity = rng.uniform(-0.3, 0.3) * w * spec.motion  # pixels over the whole clip
     shape = str(rng.choice(OCCLUDER_SHAPES))
     return {
         "shape": shape, "size": size, "x": (target_x - velocity * crossing, target_x + velocity * (1 - crossing)),

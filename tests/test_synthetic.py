@@ -142,3 +142,14 @@ def test_shipped_example():
     visible, whole = clip.modal[0].flatten(1).sum(1), clip.amodal[0].flatten(1).sum(1)
     assert ((visible == 0) & (whole > 0)).any() and ((visible > 0) & (visible < whole)).any()
     assert sum(f.stat().st_size for f in EXAMPLE.rglob("*.png")) < 1_500_000
+
+
+def test_motion_scales_the_paths():
+    def centre_travel(motion: float) -> float:
+        clip = generate_clip(dataclasses.replace(SMALL, motion=motion, occluders=0), 1)
+        xs = torch.arange(SMALL.width, dtype=torch.float32)
+        centres = (clip.amodal[0].sum(1) * xs).sum(1) / clip.amodal[0].sum((1, 2))
+        return float(centres.max() - centres.min())
+
+    assert centre_travel(0.0) < 0.1 * SMALL.width < 0.3 * SMALL.width < centre_travel(1.0)
+    assert centre_travel(0.5) < centre_travel(1.0)
