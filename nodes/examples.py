@@ -1,0 +1,75 @@
+"""Makes the example clips shipped in ``examples/`` usable from a fresh ComfyUI, so the shipped workflows run as-is.
+
+For each clip ``examples/<clip>/`` (``rgb/*.png`` frames, ``modal/*.png`` masks, ...), when absent:
+
+* the clip folder is copied to ``<input>/diffusion_vas_examples/<clip>/`` (read by ``LoadModalMasks``);
+* its ``rgb/`` frames are encoded as ``<input>/diffusion_vas_<clip>.mp4`` (H.264, for core ``LoadVideo``).
+
+Runs once when the pack is imported inside ComfyUI; outside ComfyUI (tests, scripts) it does nothing. Files the
+user already has are never overwritten; a failure is logged and never stops the pack from loading.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .comfy_bridge import input_directory
+
+logger = logging.getLogger(__name__)
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+INPUT_SUBFOLDER = "diffusion_vas_examples"
+VIDEO_PREFIX = "diffusion_vas_"
+VIDEO_FPS = 8
+
+
+def example_video_name(clip: str) -> str:
+    """File name of a clip's video in ComfyUI's input folder."""
+    return f"{VIDEO_PREFIX}{clip}.mp4"
+
+
+def example_folder(clip: str, kind: str) -> str:
+    """A clip's sub-folder (``modal``, ``amodal``, ...) relative to ComfyUI's input folder."""
+    return f"{INPUT_SUBFOLDER}/{clip}/{kind}"
+
+
+def encode_video(frames: list[Path], target: Path, fps: int = VIDEO_FPS) -> None:
+    """Encodes PNG frames as an H.264 mp4 (PyAV, which ComfyUI installs); written to a temporary name first."""
+    import av
+
+    partial = target.with_name(target.name + ".partial")
+    with av.open(str(partial), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "12"}
+        for index, file in enumerate(frames):
+            with Image.open(file) as image:
+                pixels = np.asarray(image.convert("RGB"))
+            if index == 0:
+                stream.height, stream.width = pixels.shape[:2]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    partial.replace(target)
+
+
+def install_examples() -> None:
+    """Places every example clip in ComfyUI's input folder (see the module docstring)."""
+    input_dir = input_directory()
+    if input_dir is None or not EXAMPLES_DIR.is_dir():
+        return
+    for clip in sorted(p for p in EXAMPLES_DIR.iterdir() if (p / "rgb").is_dir()):
+        folder, video = input_dir / INPUT_SUBFOLDER / clip.name, input_dir / example_video_name(clip.name)
+        try:
+            if not folder.exists():
+                shutil.copytree(clip, folder)
+                logger.info("Diffusion-VAS: example clip copied to %s", folder)
+            if not video.exists():
+                encode_video(sorted((clip / "rgb").glob("*.png")), video)
+                logger.info("Diffusion-VAS: example video written to %s", video)
+        except Exception as err:  # an optional convenience must never keep the nodes from loading
+            logger.warning("Diffusion-VAS: could not place the example clip %s in %s (%s); the example workflows "
+                           "need it.", clip.name, input_dir, err)

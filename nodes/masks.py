@@ -1,0 +1,237 @@
+"""Masks in ComfyUI: the ``LoadModalMasks`` node (a folder of mask images -> MASK) and the normalization of MASK
+inputs for the stage nodes.
+
+ComfyUI has no object axis: several objects travel as one MASK batch of ``N * T`` frames stacked object by object
+(object 0's ``T`` frames, then object 1's, ...), ``T`` being the frame count of the clip.
+
+Mask files (sorted by name, numbers compared as numbers):
+
+* palette PNGs (DAVIS, YouTube-VOS, SAM2 exports) and 16/32-bit label images: the pixel value is the object id;
+* 8-bit grayscale, RGB and 1-bit images: binary masks, on above 127 (a pixel is on when any colour channel is;
+  an alpha channel that is not fully opaque is used instead) — unless the brightest value in the whole folder
+  is below 128, which marks a grayscale label image (ids 1, 2, ...).
+
+Importing this module inside ComfyUI places the shipped example clips in the input folder (`examples`), so the
+default folder works in a fresh install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..models.conditions import resize_masks_nearest
+from .comfy_bridge import input_directory
+from .examples import example_folder, install_examples
+
+logger = logging.getLogger(__name__)
+
+MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+LABEL_MODES = ("P", "I", "I;16", "I;16B", "I;16L", "F")
+OBJECT_STACKING = (
+    "Several objects: stack their masks object by object (object 0's frames, then object 1's, ...) into one "
+    "batch of N x frames."
+)
+EXAMPLE_MASKS = example_folder("synthetic_occlusion", "modal")
+
+install_examples()  # inside ComfyUI: the example clips into the input folder, for the default folder above
+
+
+def natural_key(name: str) -> list:
+    """Sort key comparing digit runs as numbers (``frame_2`` before ``frame_10``)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def resolve_folder(folder: str) -> Path:
+    """An absolute folder, or one relative to ComfyUI's input folder (the working directory outside ComfyUI)."""
+    text = folder.strip()
+    if not text:
+        raise ValueError("folder: give a folder of mask images (relative to ComfyUI's input folder, or absolute).")
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = (input_directory() or Path.cwd()) / path
+    if not path.is_dir():
+        raise ValueError(f"folder: {path} is not a folder; give a folder of mask images (relative to ComfyUI's "
+                         "input folder, or absolute).")
+    return path
+
+
+def select_files(folder: Path, start_frame: int, frame_count: int, every_nth: int) -> list[Path]:
+    """The mask images of ``folder`` in natural order, then ``[start_frame::every_nth]`` limited to ``frame_count``."""
+    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MASK_EXTENSIONS),
+                   key=lambda p: natural_key(p.name))
+    if not files:
+        raise ValueError(f"folder: {folder} has no mask images ({', '.join(MASK_EXTENSIONS)}).")
+    if start_frame < 0 or every_nth < 1 or frame_count < 0:
+        raise ValueError(f"Need start_frame >= 0, frame_count >= 0 and every_nth >= 1; got {start_frame}, "
+                         f"{frame_count}, {every_nth}.")
+    if start_frame >= len(files):
+        raise ValueError(f"start_frame {start_frame} is past the last of the {len(files)} masks in {folder}; "
+                         f"use 0..{len(files) - 1}.")
+    chosen = files[start_frame::every_nth]
+    return chosen[:frame_count] if frame_count else chosen
+
+
+def read_mask_file(file: Path) -> tuple[np.ndarray, bool]:
+    """One mask image -> (``[H, W]`` int64 values, whether the values are object ids)."""
+    try:
+        with Image.open(file) as image:
+            image.load()
+            mode = image.mode
+            if mode in LABEL_MODES:
+                return np.asarray(image).astype(np.int64), True
+            if mode == "1":
+                return np.asarray(image).astype(np.int64) * 255, False
+            if "A" in image.getbands():
+                alpha = np.asarray(image.getchannel("A"))
+                if alpha.min() < 255:
+                    return alpha.astype(np.int64), False
+            if mode in ("L", "LA"):
+                return np.asarray(image.getchannel("L")).astype(np.int64), False
+            return np.asarray(image.convert("RGB")).max(axis=-1).astype(np.int64), False
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise ValueError(f"Cannot read mask file {file} ({err}); replace it or remove it from the folder.") from err
+
+
+def select_object(values: np.ndarray, labels: bool, object_id: int, folder: Path) -> np.ndarray:
+    """``[T, H, W]`` mask values -> bool masks of ``object_id`` (0: every object / the binary mask)."""
+    if not labels and values.max() >= 128:  # binary masks
+        if object_id:
+            raise ValueError(f"object_id {object_id}: the masks in {folder} are binary (one object); set object_id "
+                             "to 0.")
+        return values > 127
+    if object_id == 0:
+        return values > 0
+    selected = values == object_id
+    if not selected.any():
+        ids = [int(v) for v in np.unique(values) if v]
+        raise ValueError(f"object_id {object_id} appears in none of the selected masks in {folder}; ids present: "
+                         f"{ids or 'none (all masks are empty)'}.")
+    return selected
+
+
+def load_mask_folder(folder: Path, files: list[Path]) -> tuple[np.ndarray, bool]:
+    """Reads ``files`` into ``[T, H, W]`` values; raises naming the first file whose size differs."""
+    arrays, label_files = [], []
+    for file in files:
+        values, labels = read_mask_file(file)
+        if arrays and values.shape != arrays[0].shape:
+            raise ValueError(f"Mask {file.name} is {values.shape[1]}x{values.shape[0]} but {files[0].name} is "
+                             f"{arrays[0].shape[1]}x{arrays[0].shape[0]} (in {folder}); all masks must have one size.")
+        arrays.append(values)
+        label_files.append(labels)
+    return np.stack(arrays), any(label_files)
+
+
+def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -> torch.Tensor:
+    """A MASK input -> ``[N, T, H, W]`` float 0..1, ``T = frames``.
+
+    Accepts ``[H, W]``, ``[B, H, W]``, ``[B, H, W, 1]``, ``[B, 1, H, W]`` (SAM2-style nodes) with ``B = N * frames``
+    stacked object by object, ``[N, T, H, W]``, bool, uint8 (0..255) or float (0..1).
+    """
+    if not torch.is_tensor(masks):
+        raise ValueError(f"{name}: expected a MASK tensor, got {type(masks).__name__}.")
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    elif masks.ndim == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    if masks.ndim == 2:
+        masks = masks[None]
+    if masks.ndim == 3:
+        if masks.shape[0] % frames:
+            raise ValueError(
+                f"{name} has {masks.shape[0]} frames, which is not a multiple of the {frames} frames of {reference}; "
+                f"give one mask per frame of {reference} (same start, count and frame skip). {OBJECT_STACKING}"
+            )
+        masks = masks.reshape(masks.shape[0] // frames, frames, *masks.shape[1:])
+    if masks.ndim != 4 or masks.shape[1] != frames:
+        raise ValueError(f"{name}: expected a MASK [frames, height, width] ({frames} frames per object), got "
+                         f"shape {tuple(masks.shape)}.")
+    if masks.dtype == torch.uint8:
+        masks = masks.float() / 255
+    masks = masks.float()
+    if not torch.isfinite(masks).all():
+        raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
+    return masks
+
+
+class LoadModalMasks:
+    DESCRIPTION = (
+        "Loads a clip's visible (modal) object masks from a folder of images, one per frame: binary masks, or "
+        "label/palette PNGs with several object ids (DAVIS, YouTube-VOS, SAM2 exports). Files are taken in "
+        "natural name order."
+    )
+    CATEGORY = "Diffusion-VAS"
+    FUNCTION = "load"
+    RETURN_TYPES = ("MASK",)
+    RETURN_NAMES = ("modal_masks",)
+    OUTPUT_TOOLTIPS = ("Masks [frames, height, width], 1 where the selected object is visible.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "folder": ("STRING", {
+                    "default": EXAMPLE_MASKS,
+                    "tooltip": "Folder of mask images, relative to ComfyUI's input folder or absolute. The default "
+                               "is the example clip the pack places in the input folder.",
+                }),
+                "object_id": ("INT", {
+                    "default": 0, "min": 0, "max": 65535,
+                    "tooltip": "Label/palette masks: the id of the object to load (palette index). 0: every "
+                               "non-zero pixel, or the mask itself for binary masks.",
+                }),
+                "start_frame": ("INT", {
+                    "default": 0, "min": 0, "max": 1_000_000,
+                    "tooltip": "Index of the first file to load (in natural name order).",
+                }),
+                "frame_count": ("INT", {
+                    "default": 0, "min": 0, "max": 1_000_000,
+                    "tooltip": "How many masks to load; 0 loads all to the end. Match the frames of your video.",
+                }),
+                "every_nth": ("INT", {
+                    "default": 1, "min": 1, "max": 1000,
+                    "tooltip": "Take every n-th file (match the frame skip of your video loader).",
+                }),
+            },
+            "optional": {
+                "reference_images": ("IMAGE", {
+                    "tooltip": "Video frames whose size the masks are resized to (nearest neighbour).",
+                }),
+            },
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, folder, start_frame=0, frame_count=0, every_nth=1, **_):
+        """Hash of the names and bytes of the files the node would read."""
+        digest = hashlib.sha256()
+        for file in select_files(resolve_folder(folder), start_frame, frame_count, every_nth):
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+        return digest.hexdigest()
+
+    def load(self, folder, object_id=0, start_frame=0, frame_count=0, every_nth=1, reference_images=None):
+        path = resolve_folder(folder)
+        files = select_files(path, start_frame, frame_count, every_nth)
+        values, labels = load_mask_folder(path, files)
+        masks = torch.from_numpy(select_object(values, labels, object_id, path))
+        if reference_images is not None:
+            if reference_images.ndim != 4:
+                raise ValueError(f"reference_images: expected an IMAGE [frames, height, width, 3], got "
+                                 f"{tuple(reference_images.shape)}.")
+            if reference_images.shape[0] not in (1, masks.shape[0]):
+                logger.warning("LoadModalMasks: %d masks but %d reference images; check start, count and skip.",
+                               masks.shape[0], reference_images.shape[0])
+            masks = resize_masks_nearest(masks, tuple(reference_images.shape[1:3]))
+        logger.info("LoadModalMasks: %d masks %dx%d from %s", masks.shape[0], masks.shape[2], masks.shape[1], path)
+        return (masks.float(),)
+
+
+NODE_CLASS_MAPPINGS = {"LoadModalMasks": LoadModalMasks}
+NODE_DISPLAY_NAME_MAPPINGS = {"LoadModalMasks": "Load Modal Masks (Diffusion-VAS)"}
