@@ -1,0 +1,174 @@
+"""``DiffusionVASLoader`` node: a Diffusion-VAS checkpoint folder -> ``DIFFUSION_VAS_MODEL``.
+
+Checkpoints are diffusers-layout folders (``model_index.json`` + ``unet/``, ``vae/``, ...) in the registered
+``diffusion_vas`` model folders (``ComfyUI/models/diffusion_vas/<name>`` and ``extra_model_paths.yaml`` entries).
+The two published checkpoints are always listed and downloaded from ``huggingface.co/kaihuac/<name>`` into the
+first registered folder on first use. Loaded models stay cached across runs; ComfyUI's model management moves
+them to the GPU before each stage run (`DiffusionVASModel.prepare`) and off it when it needs the memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..models import DiffusionVASPipeline, load_pipeline
+from ..models.loading import COMPONENTS
+from .comfy_bridge import PRECISIONS, ManagedModels, model_folders, register_model_folder, resolve_dtype, torch_device
+
+logger = logging.getLogger(__name__)
+
+MODEL_KIND = "diffusion_vas"
+HF_OWNER = "kaihuac"
+AMODAL_SEGMENTATION = "diffusion-vas-amodal-segmentation"
+CONTENT_COMPLETION = "diffusion-vas-content-completion"
+PUBLISHED = (AMODAL_SEGMENTATION, CONTENT_COMPLETION)
+STAGES = {"segmentation": AMODAL_SEGMENTATION, "completion": CONTENT_COMPLETION}
+
+register_model_folder(MODEL_KIND)
+
+
+@dataclass
+class DiffusionVASModel:
+    """The ``DIFFUSION_VAS_MODEL`` value: a loaded checkpoint and its ComfyUI-managed modules."""
+
+    name: str
+    path: Path
+    pipeline: DiffusionVASPipeline
+    managed: ManagedModels
+
+    @property
+    def stage(self) -> str | None:
+        """``"segmentation"`` or ``"completion"`` when the folder name tells (the published names do), else None."""
+        lowered = self.path.name.lower()
+        found = [stage for stage in STAGES if stage in lowered]
+        return found[0] if len(found) == 1 else None
+
+    def require_stage(self, stage: str, node: str) -> None:
+        """Raises when the folder name shows the checkpoint of the other stage."""
+        if self.stage is not None and self.stage != stage:
+            raise ValueError(
+                f"model: {self.name!r} is the {self.stage} checkpoint, but {node} needs the {stage} one: load "
+                f"{STAGES[stage]!r} in the DiffusionVASLoader connected to {node}."
+            )
+
+    def prepare(self) -> DiffusionVASPipeline:
+        """Places the modules on the compute device through ComfyUI (which may unload other models first)."""
+        device = self.managed.load()
+        return self.pipeline.to(device)
+
+
+_cache: dict[tuple[str, torch.dtype], DiffusionVASModel] = {}  # one entry per checkpoint folder
+
+
+def is_checkpoint(folder: Path) -> bool:
+    """True for a folder with ``model_index.json`` and every component folder."""
+    return (folder / "model_index.json").is_file() and all((folder / name).is_dir() for name in COMPONENTS)
+
+
+def available_models() -> list[str]:
+    """The published names, then every checkpoint folder found in the registered model folders."""
+    found = [entry.name for folder in model_folders(MODEL_KIND) if folder.is_dir()
+             for entry in sorted(folder.iterdir()) if entry.is_dir() and is_checkpoint(entry)]
+    return list(dict.fromkeys([*PUBLISHED, *found]))
+
+
+def resolve_model(name: str) -> Path:
+    """Absolute path, or a folder name in the registered model folders; published names download on first use."""
+    path = Path(name).expanduser()
+    if path.is_absolute():
+        if not is_checkpoint(path):
+            raise FileNotFoundError(
+                f"model: {path} is not a Diffusion-VAS checkpoint folder (it needs model_index.json and "
+                f"{', '.join(COMPONENTS)}); give the folder that contains them."
+            )
+        return path
+    folders = model_folders(MODEL_KIND)
+    for folder in folders:
+        if is_checkpoint(folder / name):
+            return folder / name
+    if name in PUBLISHED:
+        return download_model(name, folders[0])
+    raise FileNotFoundError(
+        f"model: {name!r} is not a checkpoint folder in {', '.join(str(f) for f in folders)}; put it there, give an "
+        f"absolute path, or pick one of {', '.join(PUBLISHED)} (downloaded on first use)."
+    )
+
+
+def download_model(name: str, models_dir: Path) -> Path:
+    """Downloads ``kaihuac/<name>`` into ``models_dir/<name>`` (console progress; resumes a partial download)."""
+    from huggingface_hub import snapshot_download
+
+    target = models_dir / name
+    logger.info("Diffusion-VAS: downloading %s/%s to %s", HF_OWNER, name, target)
+    try:
+        snapshot_download(f"{HF_OWNER}/{name}", local_dir=str(target), allow_patterns=["*.json", "*.safetensors"])
+    except Exception as err:  # network, authentication, disk: all end the same way for the user
+        raise RuntimeError(
+            f"model: downloading {HF_OWNER}/{name} into {target} failed ({err}). Check the connection and disk "
+            f"space, or download it yourself: huggingface-cli download {HF_OWNER}/{name} --local-dir {target}"
+        ) from err
+    if not is_checkpoint(target):
+        raise RuntimeError(f"model: the download of {HF_OWNER}/{name} into {target} is incomplete; run it again.")
+    return target
+
+
+def get_model(name: str, precision: str) -> DiffusionVASModel:
+    """The loaded checkpoint for ``name`` at ``precision``, reused while (path, dtype) stays the same."""
+    path = resolve_model(name)
+    device = torch_device()
+    dtype = resolve_dtype(precision, device)
+    key = (str(path.resolve()), dtype)
+    if key not in _cache:
+        for stale in [k for k in _cache if k[0] == key[0]]:
+            del _cache[stale]
+        pipeline = load_pipeline(path, "cpu", dtype)
+        _cache[key] = DiffusionVASModel(name, path, pipeline, ManagedModels(pipeline.modules, device))
+        logger.info("Diffusion-VAS: loaded %s (%s)", path, dtype)
+    return _cache[key]
+
+
+class DiffusionVASLoader:
+    DESCRIPTION = (
+        "Loads a Diffusion-VAS checkpoint: diffusion-vas-amodal-segmentation for the Amodal Mask node, "
+        "diffusion-vas-content-completion for the Amodal Content node. Both download from huggingface.co/kaihuac "
+        "into models/diffusion_vas on first use."
+    )
+    CATEGORY = "Diffusion-VAS"
+    FUNCTION = "load"
+    RETURN_TYPES = ("DIFFUSION_VAS_MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The loaded checkpoint, for the Diffusion-VAS stage nodes.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (available_models(), {
+                    "default": AMODAL_SEGMENTATION,
+                    "tooltip": "Checkpoint folder in models/diffusion_vas (or an absolute path). The two published "
+                               "checkpoints download on first use.",
+                }),
+                "precision": (list(PRECISIONS), {
+                    "default": "auto",
+                    "tooltip": "Weight precision; auto picks what ComfyUI recommends for the device (fp32 on the CPU).",
+                }),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model):
+        path = Path(model).expanduser()
+        if model in available_models() or (path.is_absolute() and is_checkpoint(path)):
+            return True
+        return f"model: {model!r} is neither a checkpoint folder in models/{MODEL_KIND} nor an absolute path to one."
+
+    def load(self, model, precision="auto"):
+        return (get_model(model, precision),)
+
+
+NODE_CLASS_MAPPINGS = {"DiffusionVASLoader": DiffusionVASLoader}
+NODE_DISPLAY_NAME_MAPPINGS = {"DiffusionVASLoader": "Diffusion-VAS Loader"}
