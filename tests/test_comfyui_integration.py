@@ -1,0 +1,237 @@
+"""End to end in a real ComfyUI: every shipped workflow converted to API format, queued and checked.
+
+Skipped unless ``COMFYUI_DIR`` points at a ComfyUI checkout. ComfyUI runs with ``COMFYUI_PYTHON`` (default: this
+interpreter; it needs ComfyUI's requirements, torchvision included) on loopback with ``--cpu`` and a temporary
+``--base-directory`` holding only the pack (linked into ``custom_nodes/``) and the tiny checkpoints of
+``../shared/parity`` under the names the workflows use. Sampling steps of the Diffusion-VAS stage nodes are
+lowered to keep it fast; everything else runs as shipped.
+
+    COMFYUI_DIR=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/comfy-venv/bin/python pytest tests/test_comfyui_integration.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import PARITY, REPO
+
+COMFYUI_DIR = Path(os.environ.get("COMFYUI_DIR", "")).expanduser()
+COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON", sys.executable)
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("COMFYUI_DIR") or not (COMFYUI_DIR / "main.py").is_file(),
+    reason="set COMFYUI_DIR to a ComfyUI checkout to run the ComfyUI integration test",
+)
+
+WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
+PACK_FOLDER = "diffusion-vas"  # not a Python identifier: the pack must rely on relative imports only
+CHECKPOINTS = {
+    "diffusion_vas/diffusion-vas-amodal-segmentation": PARITY / "tiny-amodal-segmentation",
+    "diffusion_vas/diffusion-vas-content-completion": PARITY / "tiny-content-completion",
+}
+TINY_DEPTH = PARITY / "tiny-depth-anything-v2"
+STAGE_NODES = ("AmodalMaskSVD", "AmodalContentSVD")
+TEST_STEPS = 2
+FRONTEND_ONLY = ("Note", "MarkdownNote")
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+EXAMPLE_CLIP = REPO / "examples" / "synthetic_occlusion"
+STARTUP_TIMEOUT, RUN_TIMEOUT = 300, 1500
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request(url: str, payload: dict | None = None) -> dict:
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def depth_model_names() -> set[str]:
+    names = {"Depth-Anything-V2-Large-hf"}
+    for path in WORKFLOWS:
+        names |= {n["widgets_values"][0] for n in json.loads(path.read_text())["nodes"] if n["type"] == "PseudoDepth"}
+    return names
+
+
+def prepare_base(base: Path) -> None:
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / PACK_FOLDER).symlink_to(REPO, target_is_directory=True)
+    for name, source in CHECKPOINTS.items():
+        (base / "models" / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / "models" / name).symlink_to(source, target_is_directory=True)
+    (base / "models" / "depthanything").mkdir(parents=True)
+    for name in depth_model_names():
+        (base / "models" / "depthanything" / name).symlink_to(TINY_DEPTH, target_is_directory=True)
+
+
+@pytest.fixture(scope="module")
+def comfyui(tmp_path_factory):
+    """A running ComfyUI: yields (base URL, base directory, object_info)."""
+    for source in [*CHECKPOINTS.values(), TINY_DEPTH]:
+        if not source.is_dir():
+            pytest.skip(f"tiny checkpoint {source} not found")
+    base = tmp_path_factory.mktemp("comfyui")
+    prepare_base(base)
+    port = free_port()
+    log = (base / "comfyui.log").open("w")
+    process = subprocess.Popen(
+        [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory",
+         str(base), "--disable-auto-launch", "--database-url", "sqlite:///:memory:"],
+        cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        object_info = wait_for_server(url, process, base / "comfyui.log")
+        yield url, base, object_info
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def wait_for_server(url: str, process: subprocess.Popen, log: Path) -> dict:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"ComfyUI exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            return request(f"{url}/object_info")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(2)
+    pytest.fail(f"ComfyUI did not answer within {STARTUP_TIMEOUT} s:\n{log.read_text()[-4000:]}")
+
+
+def is_widget(kind) -> bool:
+    return isinstance(kind, list) or kind in WIDGET_TYPES
+
+
+def extra_widget_values(name: str, kind, options: dict) -> int:
+    """Values the frontend stores after a widget: the seed control, the upload button."""
+    control = options.get("control_after_generate", kind == "INT" and name in ("seed", "noise_seed"))
+    upload = any(key.endswith("_upload") and value for key, value in options.items())
+    return int(bool(control)) + int(upload)
+
+
+def to_api(workflow: dict, object_info: dict) -> dict:
+    """UI-format workflow -> API prompt, mapping ``widgets_values`` onto the widget inputs in ``input_order``."""
+    links = {link[0]: link for link in workflow["links"]}
+    prompt = {}
+    for node in workflow["nodes"]:
+        if node["type"] in FRONTEND_ONLY:
+            continue
+        assert node.get("mode", 0) == 0, f"node {node['id']} is muted or bypassed"
+        assert node["type"] in object_info, f"node type {node['type']} is not registered (did a pack fail to import?)"
+        info = object_info[node["type"]]
+        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
+        values, inputs = list(node.get("widgets_values") or []), {}
+        for name in names:
+            kind, options = specs[name][0], (specs[name][1] if len(specs[name]) > 1 else {})
+            if not is_widget(kind) or not values:
+                continue
+            inputs[name] = values.pop(0)
+            del values[:extra_widget_values(name, kind, options)]
+        assert not values, f"node {node['id']} ({node['type']}) has unused widget values {values}"
+        for slot in node["inputs"]:
+            if slot.get("link") is not None:
+                _, source, source_slot, *_ = links[slot["link"]]
+                inputs[slot["name"]] = [str(source), source_slot]
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
+
+
+def run_prompt(url: str, prompt: dict, log: Path) -> dict:
+    try:
+        queued = request(f"{url}/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})
+    except urllib.error.HTTPError as err:
+        pytest.fail(f"ComfyUI rejected the prompt: {err.read().decode()[:4000]}")
+    prompt_id = queued["prompt_id"]
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        history = request(f"{url}/history/{prompt_id}")
+        if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
+            entry = history[prompt_id]
+            if entry["status"]["status_str"] != "success":
+                errors = [m for m in entry["status"]["messages"] if m[0] == "execution_error"]
+                pytest.fail(f"workflow failed: {json.dumps(errors)[:4000]}\n{log.read_text()[-4000:]}")
+            return entry
+        time.sleep(2)
+    pytest.fail(f"workflow did not finish within {RUN_TIMEOUT} s:\n{log.read_text()[-4000:]}")
+
+
+def example_size() -> tuple[int, int]:
+    with Image.open(sorted((EXAMPLE_CLIP / "rgb").glob("*.png"))[0]) as frame:
+        return frame.size
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_runs_in_comfyui(comfyui, path):
+    url, base, object_info = comfyui
+    workflow = json.loads(path.read_text())
+    prompt = to_api(workflow, object_info)
+    for node in prompt.values():
+        if node["class_type"] in STAGE_NODES:
+            node["inputs"]["steps"] = TEST_STEPS
+    entry = run_prompt(url, prompt, base / "comfyui.log")
+
+    size, frames = example_size(), len(list((EXAMPLE_CLIP / "rgb").glob("*.png")))
+    output_nodes = [node_id for node_id, node in prompt.items()
+                    if node["class_type"] in ("SaveImage", "PreviewImage", "SaveVideo")]
+    assert output_nodes and set(output_nodes) <= set(entry["outputs"]), "every output node must report results"
+    for node_id in output_nodes:
+        node, results = prompt[node_id], entry["outputs"][node_id]
+        files = [base / ("output" if item["type"] == "output" else "temp") / item["subfolder"] / item["filename"]
+                 for key in ("images", "videos") for item in results.get(key, [])]
+        assert files and all(f.is_file() and f.stat().st_size > 0 for f in files), node_id
+        if node["class_type"] == "SaveVideo":
+            check_video(files[0], size, frames)
+        elif node["class_type"] == "SaveImage":
+            assert len(files) % frames == 0, f"node {node_id} saved {len(files)} frames for a {frames}-frame clip"
+            for file in files:
+                with Image.open(file) as image:
+                    assert image.size == size, f"{file} is {image.size}, the clip is {size}"
+
+    if path.name == "amodal_segmentation.json":
+        check_amodal_masks(base / "output" / "diffusion_vas", frames)
+
+
+def check_video(file: Path, size: tuple[int, int], frames: int) -> None:
+    """Decodes the video with ComfyUI's interpreter (ComfyUI always has PyAV); checks frame count and size."""
+    script = ("import av, json, sys\n"
+              "with av.open(sys.argv[1]) as c:\n"
+              "    f = list(c.decode(video=0))\n"
+              "print(json.dumps([len(f), f[0].width, f[0].height]))")
+    result = subprocess.run([COMFYUI_PYTHON, "-c", script, str(file)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == [frames, *size], f"{file.name}: (frames, width, height) {result.stdout}"
+
+
+def check_amodal_masks(folder: Path, frames: int) -> None:
+    """The saved amodal masks cover every visible pixel of the example's modal masks."""
+    saved = sorted(folder.glob("amodal_mask_*.png"))
+    modal = sorted((EXAMPLE_CLIP / "modal").glob("*.png"))
+    assert len(saved) == frames == len(modal)
+    for mask_file, modal_file in zip(saved, modal):
+        amodal = np.asarray(Image.open(mask_file).convert("L")) > 127
+        visible = np.asarray(Image.open(modal_file).convert("L")) > 127
+        assert not (visible & ~amodal).any(), f"{mask_file.name} misses visible pixels"
