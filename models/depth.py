@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
+from .hub import download_snapshot
 from .depth_checkpoint import OFFICIAL_SUFFIXES, load_official_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -117,20 +118,8 @@ def download_depth_model(name: str, models_dir) -> Path:
     """Downloads ``depth-anything/<name>`` (one of `HF_MODELS`) into ``models_dir/<name>``; returns that folder."""
     if name not in HF_MODELS:
         raise ValueError(f"Unknown Depth Anything V2 model {name!r}; downloadable: {', '.join(HF_MODELS)}.")
-    from huggingface_hub import snapshot_download
-
-    repo, target = f"{HF_ORGANIZATION}/{name}", Path(models_dir).expanduser() / name
-    logger.info("Downloading %s to %s", repo, target)
-    try:
-        snapshot_download(repo, local_dir=str(target), allow_patterns=["*.json", "*.safetensors"])
-    except Exception as err:  # network, authentication, disk: all end the same way for the user
-        raise RuntimeError(
-            f"Downloading {repo} into {target} failed ({err}). Check the connection and disk space, or download "
-            f"it yourself: huggingface-cli download {repo} --local-dir {target}"
-        ) from err
-    if not (target / "config.json").is_file() or not (target / "model.safetensors").is_file():
-        raise RuntimeError(f"The download of {repo} into {target} is incomplete; run it again.")
-    return target
+    return download_snapshot(f"{HF_ORGANIZATION}/{name}", Path(models_dir).expanduser() / name,
+                             lambda folder: (folder / "config.json").is_file() and (folder / "model.safetensors").is_file())
 
 
 def estimate_depth(estimator: DepthEstimator, frames, normalization: str = "clip", batch_size: int = 4,

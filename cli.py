@@ -1,0 +1,216 @@
+"""Command line: run both Diffusion-VAS stages on a clip without ComfyUI.
+
+    diffusion-vas run --frames clip.mp4 --masks masks/ --out results/
+    diffusion-vas demo --out results/demo      # the bundled example clip
+
+Models are folder paths or the published names, downloaded on first use into
+``$DIFFUSION_VAS_MODELS_DIR/<kind>/<name>`` (default ``~/.cache/diffusion-vas``). Exit codes: 0 success,
+1 a problem with the inputs or models (the message says which), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .models import SamplingOptions, complete_content, load_pipeline, predict_amodal_masks
+from .models.depth import HF_MODELS, download_depth_model, estimate_depth, load_depth_model, normalize_depth
+from .models.hub import AMODAL_SEGMENTATION, CONTENT_COMPLETION, find_checkpoint
+from .models.mask_files import load_mask_values, object_ids, select_object
+from .models.media import image_files, read_frames, select_range, write_animation, write_png_frames
+from .nodes.comfy_bridge import PRECISIONS, model_folders, resolve_dtype
+
+logger = logging.getLogger("diffusion_vas")
+EXAMPLE = Path(__file__).resolve().parent / "examples" / "synthetic_occlusion"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    try:
+        if args.command == "demo":
+            args.frames, args.masks, args.object_ids = EXAMPLE / "rgb", EXAMPLE / "modal", None
+        run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"diffusion-vas: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="diffusion-vas", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="amodal masks and completed RGB for a clip and its masks")
+    run_parser.add_argument("--frames", required=True, type=Path, help="video file or folder of frames")
+    run_parser.add_argument("--masks", required=True, type=Path,
+                            help="folder of modal masks, one per frame (binary or label/palette PNGs)")
+    run_parser.add_argument("--object-ids", type=int, nargs="+",
+                            help="label masks: the ids to process (default: every id present)")
+    demo_parser = commands.add_parser("demo", help="run on the bundled example clip (examples/synthetic_occlusion)")
+    for sub in (run_parser, demo_parser):
+        _add_common(sub)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--stage1", default=AMODAL_SEGMENTATION,
+                        help="amodal-segmentation checkpoint: folder or published name (default: %(default)s)")
+    parser.add_argument("--stage2", default=CONTENT_COMPLETION,
+                        help="content-completion checkpoint: folder or published name (default: %(default)s)")
+    depth = parser.add_mutually_exclusive_group()
+    depth.add_argument("--depth-model", default=HF_MODELS[-1],
+                       help="Depth Anything V2: folder, .pth/.safetensors file or one of "
+                            f"{', '.join(HF_MODELS)} (default: %(default)s)")
+    depth.add_argument("--depth", type=Path, help="folder of depth images instead of the depth model (brighter = nearer)")
+    parser.add_argument("--steps", type=int, default=25, help="denoising steps (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=23, help="random seed; stage 2 uses seed + 6 (default: %(default)s)")
+    parser.add_argument("--size", default="256x512", help="processing HEIGHTxWIDTH, multiples of 64 (default: %(default)s)")
+    parser.add_argument("--guidance", type=float, default=1.5, help="guidance scale (default: %(default)s)")
+    parser.add_argument("--window", type=int, default=25, help="frames per window (default: %(default)s)")
+    parser.add_argument("--overlap", type=int, default=8, help="frames shared by windows (default: %(default)s)")
+    parser.add_argument("--start", type=int, default=0, help="first frame (default: 0)")
+    parser.add_argument("--count", type=int, default=0, help="number of frames, 0 = all (default: 0)")
+    parser.add_argument("--every", type=int, default=1, help="take every n-th frame (default: 1)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+    parser.add_argument("--dtype", default="auto", choices=PRECISIONS, help="precision (default: auto)")
+    parser.add_argument("--fps", type=int, default=8, help="frame rate of the written videos (default: %(default)s)")
+    parser.add_argument("--masks-only", action="store_true", help="stop after stage 1 (amodal masks)")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+
+
+def run(args: argparse.Namespace) -> None:
+    size = parse_size(args.size)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    frames = read_frames(args.frames, args.start, args.count, args.every)
+    objects = read_objects(args.masks, args.object_ids, args.start, args.count, args.every)
+    if objects[1].shape[1:] != frames.shape[:3]:
+        raise ValueError(f"--masks gives {objects[1].shape[1]} masks of {objects[1].shape[2]}x{objects[1].shape[3]} "
+                         f"but --frames gives {frames.shape[0]} frames of {frames.shape[1]}x{frames.shape[2]} (HxW); "
+                         "use masks for exactly these frames (same start, count and every).")
+    ids, modal = objects
+    logger.info("%d frames of %dx%d (HxW), objects %s, processing at %dx%d on %s (%s)", frames.shape[0],
+                frames.shape[1], frames.shape[2], ids, size[0], size[1], device, dtype)
+
+    depth = read_depth(args, frames, device, dtype)
+    options = SamplingOptions(seed=args.seed, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                              window=args.window, overlap=args.overlap)
+    stage1 = load_pipeline(resolve_checkpoint(args.stage1), device, dtype)
+    with _progress("stage 1: amodal masks") as bar:
+        amodal = predict_amodal_masks(stage1, modal, depth, size, options, callback=bar)
+    del stage1
+    content = None
+    if not args.masks_only:
+        stage2 = load_pipeline(resolve_checkpoint(args.stage2), device, dtype)
+        options.seed = args.seed + 6  # the reference demo's seed pair is 23 / 29
+        with _progress("stage 2: content completion") as bar:
+            content = complete_content(stage2, frames, modal, amodal.masks, size, options, callback=bar)
+    write_results(args.out, frames, ids, amodal.masks, content.rgb if content else None, args.fps)
+    logger.info("results written to %s", args.out)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size {text!r}: write HEIGHTxWIDTH, e.g. 256x512.") from None
+    if height <= 0 or width <= 0 or height % 8 or width % 8:
+        raise ValueError(f"--size {text!r}: both sides must be positive multiples of 8 (64 for the real model).")
+    return height, width
+
+
+def resolve_checkpoint(name: str) -> Path:
+    return find_checkpoint(name, model_folders("diffusion_vas"))
+
+
+def read_objects(folder: Path, wanted: list[int] | None, start: int, count: int, step: int):
+    """Mask folder -> (object ids, ``[N, T, H, W]`` bool)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"--masks {folder} is not a folder of mask images.")
+    files = image_files(folder)
+    if not files:
+        raise ValueError(f"--masks {folder} has no mask images.")
+    values, labels = load_mask_values(folder, select_range(files, start, count, step, f"masks in {folder}"))
+    ids = wanted or object_ids(values, labels)
+    if not ids:
+        raise ValueError(f"--masks {folder}: every mask is empty; the object must be visible in some frame.")
+    masks = np.stack([select_object(values, labels, i, folder) for i in ids])
+    return ids, torch.from_numpy(masks)
+
+
+def read_depth(args, frames: torch.Tensor, device, dtype) -> torch.Tensor:
+    """``[T, H, W]`` depth normalized over the clip, from a depth folder or Depth Anything V2."""
+    if args.depth is not None:
+        depth = read_frames(args.depth, args.start, args.count, args.every).float().mean(dim=-1)
+        if depth.shape != frames.shape[:3]:
+            raise ValueError(f"--depth gives {tuple(depth.shape)} frames; it needs {tuple(frames.shape[:3])} "
+                             "(one depth image per frame, at the frame size).")
+        return normalize_depth(depth, "clip")
+    path = Path(args.depth_model).expanduser()
+    if not path.exists():
+        if args.depth_model not in HF_MODELS:
+            raise FileNotFoundError(f"--depth-model {args.depth_model}: no such file or folder, and not one of "
+                                    f"{', '.join(HF_MODELS)}.")
+        folder = model_folders("depthanything")[0]
+        path = folder / args.depth_model
+        if not (path / "config.json").is_file():
+            path = download_depth_model(args.depth_model, folder)
+    estimator = load_depth_model(path, device, dtype)
+    with _progress("pseudo-depth") as bar:
+        return estimate_depth(estimator, frames, "clip", callback=bar)
+
+
+def write_results(out: Path, frames: torch.Tensor, ids: list[int], masks: torch.Tensor,
+                  rgb: torch.Tensor | None, fps: int) -> None:
+    """Per object ``obj<id>/``: amodal masks, completed RGB and an overlay, as PNG frames plus GIF and MP4."""
+    for index, object_id in enumerate(ids):
+        folder = out / f"obj{object_id}"
+        outputs = {"amodal_masks": masks[index].to(torch.uint8) * 255, "overlay": overlay(frames, masks[index])}
+        if rgb is not None:
+            outputs["amodal_rgb"] = (rgb[index] * 255).round().to(torch.uint8)
+        for name, video in outputs.items():
+            write_png_frames(folder / name, video)
+            write_animation(folder / f"{name}.gif", video, fps)
+            try:
+                write_animation(folder / f"{name}.mp4", video, fps)
+            except RuntimeError as err:  # PyAV missing: the PNGs and GIF are written, say why the MP4 is not
+                logger.warning("%s", err)
+
+
+def overlay(frames: torch.Tensor, mask: torch.Tensor, colour=(255, 64, 160), alpha: float = 0.5) -> torch.Tensor:
+    """Frames with the amodal mask tinted: ``[T, H, W, 3]`` uint8."""
+    tint = torch.tensor(colour, dtype=torch.float32)
+    blended = frames.float() * (1 - alpha) + tint * alpha
+    return torch.where(mask[..., None], blended, frames.float()).round().to(torch.uint8)
+
+
+class _progress:
+    """A terminal progress bar usable as the engine's ``callback(done, total)``."""
+
+    def __init__(self, label: str):
+        self.label, self.bar = label, None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.label, unit="step", disable=not logger.isEnabledFor(logging.INFO))
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Reading and writing frames: image folders and video files (video through PyAV, which ComfyUI installs).
+
+Frames are ``[T, H, W, 3]`` uint8 tensors.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".gif")
+
+
+def natural_key(name: str) -> list:
+    """Sort key comparing digit runs as numbers (``frame_2`` before ``frame_10``)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files of ``folder`` in natural name order."""
+    return sorted((p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+                  key=lambda p: natural_key(p.name))
+
+
+def select_range(items: list, start: int, count: int, step: int, what: str) -> list:
+    """``items[start::step]`` limited to ``count`` (0: all), with errors that say which setting is wrong."""
+    if start < 0 or count < 0 or step < 1:
+        raise ValueError(f"Need start >= 0, count >= 0 and step >= 1; got {start}, {count}, {step}.")
+    if start >= len(items):
+        raise ValueError(f"start {start} is past the last of the {len(items)} {what}; use 0..{len(items) - 1}.")
+    chosen = items[start::step]
+    return chosen[:count] if count else chosen
+
+
+def read_frames(source, start: int = 0, count: int = 0, step: int = 1) -> torch.Tensor:
+    """A folder of images or a video file -> ``[T, H, W, 3]`` uint8."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        files = image_files(path)
+        if not files:
+            raise ValueError(f"{path} has no images ({', '.join(IMAGE_EXTENSIONS)}).")
+        frames = [_read_rgb(f) for f in select_range(files, start, count, step, f"images in {path}")]
+        sizes = {f.shape for f in frames}
+        if len(sizes) > 1:
+            raise ValueError(f"The images in {path} have different sizes {sorted(sizes)}; all frames need one size.")
+        return torch.from_numpy(np.stack(frames))
+    if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
+        frames = select_range(_decode_video(path), start, count, step, f"frames of {path}")
+        return torch.from_numpy(np.stack(frames))
+    raise ValueError(f"{path} is neither a folder of images nor a video file ({', '.join(VIDEO_EXTENSIONS)}).")
+
+
+def write_png_frames(folder: Path, frames: torch.Tensor) -> list[Path]:
+    """Writes ``[T, H, W, 3]`` or ``[T, H, W]`` uint8 frames as ``00000.png``, ``00001.png``, ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, frame in enumerate(frames.cpu().numpy()):
+        paths.append(folder / f"{index:05d}.png")
+        Image.fromarray(frame).save(paths[-1])
+    return paths
+
+
+def write_animation(path: Path, frames: torch.Tensor, fps: int = 8) -> Path:
+    """Writes uint8 frames as an animated GIF (Pillow) or an H.264 MP4 (PyAV), by the file extension."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = [np.asarray(f) for f in frames.cpu().numpy()]
+    if path.suffix.lower() == ".gif":
+        images = [Image.fromarray(a) for a in arrays]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        return path
+    if path.suffix.lower() == ".mp4":
+        _encode_mp4(path, arrays, fps)
+        return path
+    raise ValueError(f"Unsupported animation format {path.suffix!r}; use .gif or .mp4.")
+
+
+def _read_rgb(file: Path) -> np.ndarray:
+    try:
+        with Image.open(file) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise ValueError(f"Cannot read image {file} ({err}); replace it or remove it from the folder.") from err
+
+
+def _decode_video(path: Path) -> list[np.ndarray]:
+    av = _require_av("read video files")
+    try:
+        with av.open(str(path)) as container:
+            return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    except av.FFmpegError as err:
+        raise ValueError(f"Cannot decode video {path} ({err}); convert it to MP4/H.264 or a folder of PNGs.") from err
+
+
+def _encode_mp4(path: Path, arrays: list[np.ndarray], fps: int) -> None:
+    av = _require_av("write MP4 files")
+    height, width = arrays[0].shape[:2]
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width - width % 2, height - height % 2  # yuv420p needs even sizes
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "16"}
+        for array in arrays:
+            rgb = np.ascontiguousarray(np.broadcast_to(array[..., None], (*array.shape, 3)) if array.ndim == 2 else array)
+            frame = av.VideoFrame.from_ndarray(rgb[: stream.height, : stream.width], format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def _require_av(purpose: str):
+    try:
+        import av
+    except ImportError as err:
+        raise RuntimeError(f"PyAV is needed to {purpose}: pip install av (ComfyUI already has it).") from err
+    return av

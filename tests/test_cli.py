@@ -1,0 +1,100 @@
+"""Command line: arguments, outputs written, errors and exit codes (tiny checkpoints, few steps)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffusion_vas.cli import EXAMPLE, main, parse_size
+from conftest import PARITY, REPO, needs_parity
+
+pytestmark = needs_parity
+TINY = ["--stage1", str(PARITY / "tiny-amodal-segmentation"), "--stage2", str(PARITY / "tiny-content-completion")]
+FAST = ["--steps", "2", "--size", "64x128", "--quiet"]
+
+
+def test_demo_writes_masks_rgb_and_overlay(tmp_path):
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), *TINY, "--depth", str(EXAMPLE / "depth"), *FAST])
+    assert code == 0
+    for name in ("amodal_masks", "amodal_rgb", "overlay"):
+        pngs = sorted((out / "obj0" / name).glob("*.png"))
+        assert len(pngs) == 25
+        assert (out / "obj0" / f"{name}.gif").is_file()
+        with Image.open(pngs[0]) as image:
+            assert image.size == (256, 128)
+    masks = np.stack([np.asarray(Image.open(p)) for p in sorted((out / "obj0" / "amodal_masks").glob("*.png"))])
+    modal = np.stack([np.asarray(Image.open(p)) > 127 for p in sorted((EXAMPLE / "modal").glob("*.png"))])
+    assert set(np.unique(masks)) <= {0, 255}
+    assert (masks[modal] == 255).all()  # the amodal mask contains every visible pixel
+
+
+def test_label_masks_give_one_result_per_object(tmp_path):
+    frames, masks = tmp_path / "frames", tmp_path / "masks"
+    frames.mkdir(), masks.mkdir()
+    for t in range(6):
+        Image.fromarray(np.full((32, 64, 3), 40 * t, np.uint8)).save(frames / f"f{t}.png")
+        label = np.zeros((32, 64), np.uint8)
+        label[4:12, 4 + t:14 + t] = 1
+        label[18:28, 30:40] = 3
+        image = Image.fromarray(label, mode="P")
+        image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 756)
+        image.save(masks / f"f{t}.png")
+    depth = tmp_path / "depth"
+    depth.mkdir()
+    for t in range(6):
+        Image.fromarray(np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (32, 1))).save(depth / f"d{t}.png")
+    out = tmp_path / "out"
+    code = main(["run", "--frames", str(frames), "--masks", str(masks), "--out", str(out), *TINY,
+                 "--depth", str(depth), "--steps", "1", "--size", "32x64", "--masks-only", "--quiet"])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["obj1", "obj3"]
+    assert len(list((out / "obj3" / "amodal_masks").glob("*.png"))) == 6
+    assert not (out / "obj3" / "amodal_rgb").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"--masks": "/no/such/folder"}, "--masks"),
+    ({"--size": "60x128"}, "multiples of 8"),
+    ({"--size": "big"}, "HEIGHTxWIDTH"),
+    ({"--stage1": "/no/such/checkpoint"}, "not a Diffusion-VAS checkpoint"),
+    ({"--stage1": "no-such-model-name"}, "not a checkpoint folder"),
+])
+def test_errors_exit_1_with_a_message(tmp_path, capsys, monkeypatch, override, message):
+    monkeypatch.setenv("DIFFUSION_VAS_MODELS_DIR", str(tmp_path / "models"))
+    options = {"--frames": str(EXAMPLE / "rgb"), "--masks": str(EXAMPLE / "modal"), "--out": str(tmp_path),
+               "--depth": str(EXAMPLE / "depth"), "--steps": "1", "--size": "64x128",
+               "--stage1": TINY[1], "--stage2": TINY[3], **override}
+    assert main(["run", *[x for item in options.items() for x in item]]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_masks_for_other_frames_are_rejected(tmp_path, capsys):
+    code = main(["run", "--frames", str(EXAMPLE / "rgb"), "--masks", str(EXAMPLE / "modal"), "--count", "5",
+                 "--depth", str(EXAMPLE / "depth"), "--out", str(tmp_path), *TINY, *FAST])
+    assert code == 0  # --count applies to frames, masks and depth alike
+    code = main(["run", "--frames", str(EXAMPLE / "rgb"), "--masks", str(EXAMPLE / "modal"), "--every", "2",
+                 "--depth", str(EXAMPLE / "depth"), "--out", str(tmp_path), "--start", "30", *TINY, *FAST])
+    assert code == 1 and "start 30" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2():
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--frames", "x"])
+    assert exc.value.code == 2
+
+
+def test_parse_size():
+    assert parse_size("256x512") == (256, 512)
+
+
+def test_module_entry_point_shows_help():
+    """``python -m diffusion_vas --help`` works from a checkout (the package imported by the test setup)."""
+    code = ("import sys; sys.path.insert(0, %r); import conftest, runpy; sys.argv = ['diffusion-vas', '--help']; "
+            "runpy.run_module('diffusion_vas', run_name='__main__')") % str(REPO / "tests")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "demo" in result.stdout
