@@ -16,16 +16,12 @@ from pathlib import Path
 import torch
 
 from ..models import DiffusionVASPipeline, load_pipeline
-from ..models.loading import COMPONENTS
+from ..models.hub import AMODAL_SEGMENTATION, CONTENT_COMPLETION, PUBLISHED, find_checkpoint, is_checkpoint
 from .comfy_bridge import PRECISIONS, ManagedModels, model_folders, register_model_folder, resolve_dtype, torch_device
 
 logger = logging.getLogger(__name__)
 
 MODEL_KIND = "diffusion_vas"
-HF_OWNER = "kaihuac"
-AMODAL_SEGMENTATION = "diffusion-vas-amodal-segmentation"
-CONTENT_COMPLETION = "diffusion-vas-content-completion"
-PUBLISHED = (AMODAL_SEGMENTATION, CONTENT_COMPLETION)
 STAGES = {"segmentation": AMODAL_SEGMENTATION, "completion": CONTENT_COMPLETION}
 
 register_model_folder(MODEL_KIND)
@@ -64,11 +60,6 @@ class DiffusionVASModel:
 _cache: dict[tuple[str, torch.dtype], DiffusionVASModel] = {}  # one entry per checkpoint folder
 
 
-def is_checkpoint(folder: Path) -> bool:
-    """True for a folder with ``model_index.json`` and every component folder."""
-    return (folder / "model_index.json").is_file() and all((folder / name).is_dir() for name in COMPONENTS)
-
-
 def available_models() -> list[str]:
     """The published names, then every checkpoint folder found in the registered model folders."""
     found = [entry.name for folder in model_folders(MODEL_KIND) if folder.is_dir()
@@ -76,49 +67,9 @@ def available_models() -> list[str]:
     return list(dict.fromkeys([*PUBLISHED, *found]))
 
 
-def resolve_model(name: str) -> Path:
-    """Absolute path, or a folder name in the registered model folders; published names download on first use."""
-    path = Path(name).expanduser()
-    if path.is_absolute():
-        if not is_checkpoint(path):
-            raise FileNotFoundError(
-                f"model: {path} is not a Diffusion-VAS checkpoint folder (it needs model_index.json and "
-                f"{', '.join(COMPONENTS)}); give the folder that contains them."
-            )
-        return path
-    folders = model_folders(MODEL_KIND)
-    for folder in folders:
-        if is_checkpoint(folder / name):
-            return folder / name
-    if name in PUBLISHED:
-        return download_model(name, folders[0])
-    raise FileNotFoundError(
-        f"model: {name!r} is not a checkpoint folder in {', '.join(str(f) for f in folders)}; put it there, give an "
-        f"absolute path, or pick one of {', '.join(PUBLISHED)} (downloaded on first use)."
-    )
-
-
-def download_model(name: str, models_dir: Path) -> Path:
-    """Downloads ``kaihuac/<name>`` into ``models_dir/<name>`` (console progress; resumes a partial download)."""
-    from huggingface_hub import snapshot_download
-
-    target = models_dir / name
-    logger.info("Diffusion-VAS: downloading %s/%s to %s", HF_OWNER, name, target)
-    try:
-        snapshot_download(f"{HF_OWNER}/{name}", local_dir=str(target), allow_patterns=["*.json", "*.safetensors"])
-    except Exception as err:  # network, authentication, disk: all end the same way for the user
-        raise RuntimeError(
-            f"model: downloading {HF_OWNER}/{name} into {target} failed ({err}). Check the connection and disk "
-            f"space, or download it yourself: huggingface-cli download {HF_OWNER}/{name} --local-dir {target}"
-        ) from err
-    if not is_checkpoint(target):
-        raise RuntimeError(f"model: the download of {HF_OWNER}/{name} into {target} is incomplete; run it again.")
-    return target
-
-
 def get_model(name: str, precision: str) -> DiffusionVASModel:
     """The loaded checkpoint for ``name`` at ``precision``, reused while (path, dtype) stays the same."""
-    path = resolve_model(name)
+    path = find_checkpoint(name, model_folders(MODEL_KIND))
     device = torch_device()
     dtype = resolve_dtype(precision, device)
     key = (str(path.resolve()), dtype)

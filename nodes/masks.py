@@ -4,12 +4,9 @@ inputs for the stage nodes.
 ComfyUI has no object axis: several objects travel as one MASK batch of ``N * T`` frames stacked object by object
 (object 0's ``T`` frames, then object 1's, ...), ``T`` being the frame count of the clip.
 
-Mask files (sorted by name, numbers compared as numbers):
-
-* palette PNGs (DAVIS, YouTube-VOS, SAM2 exports) and 16/32-bit label images: the pixel value is the object id;
-* 8-bit grayscale, RGB and 1-bit images: binary masks, on above 127 (a pixel is on when any colour channel is;
-  an alpha channel that is not fully opaque is used instead) — unless the brightest value in the whole folder
-  is below 128, which marks a grayscale label image (ids 1, 2, ...).
+Mask files are taken in natural name order and read by `models.mask_files`: palette PNGs and 16/32-bit label
+images carry object ids; 8-bit grayscale, RGB and 1-bit images are binary masks (on above 127) unless the
+brightest value in the folder is below 128 (a grayscale label image).
 
 Importing this module inside ComfyUI places the shipped example clips in the input folder (`examples`), so the
 default folder works in a fresh install.
@@ -19,21 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from ..models.conditions import resize_masks_nearest
+from ..models.mask_files import load_mask_values, select_object
+from ..models.media import IMAGE_EXTENSIONS, image_files, select_range
 from .comfy_bridge import input_directory
 from .examples import example_folder, install_examples
 
 logger = logging.getLogger(__name__)
 
-MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-LABEL_MODES = ("P", "I", "I;16", "I;16B", "I;16L", "F")
 OBJECT_STACKING = (
     "Several objects: stack their masks object by object (object 0's frames, then object 1's, ...) into one "
     "batch of N x frames."
@@ -41,11 +35,6 @@ OBJECT_STACKING = (
 EXAMPLE_MASKS = example_folder("synthetic_occlusion", "modal")
 
 install_examples()  # inside ComfyUI: the example clips into the input folder, for the default folder above
-
-
-def natural_key(name: str) -> list:
-    """Sort key comparing digit runs as numbers (``frame_2`` before ``frame_10``)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def resolve_folder(folder: str) -> Path:
@@ -63,70 +52,11 @@ def resolve_folder(folder: str) -> Path:
 
 
 def select_files(folder: Path, start_frame: int, frame_count: int, every_nth: int) -> list[Path]:
-    """The mask images of ``folder`` in natural order, then ``[start_frame::every_nth]`` limited to ``frame_count``."""
-    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MASK_EXTENSIONS),
-                   key=lambda p: natural_key(p.name))
+    """The mask images of ``folder`` in natural name order, ``[start_frame::every_nth]`` limited to ``frame_count``."""
+    files = image_files(folder)
     if not files:
-        raise ValueError(f"folder: {folder} has no mask images ({', '.join(MASK_EXTENSIONS)}).")
-    if start_frame < 0 or every_nth < 1 or frame_count < 0:
-        raise ValueError(f"Need start_frame >= 0, frame_count >= 0 and every_nth >= 1; got {start_frame}, "
-                         f"{frame_count}, {every_nth}.")
-    if start_frame >= len(files):
-        raise ValueError(f"start_frame {start_frame} is past the last of the {len(files)} masks in {folder}; "
-                         f"use 0..{len(files) - 1}.")
-    chosen = files[start_frame::every_nth]
-    return chosen[:frame_count] if frame_count else chosen
-
-
-def read_mask_file(file: Path) -> tuple[np.ndarray, bool]:
-    """One mask image -> (``[H, W]`` int64 values, whether the values are object ids)."""
-    try:
-        with Image.open(file) as image:
-            image.load()
-            mode = image.mode
-            if mode in LABEL_MODES:
-                return np.asarray(image).astype(np.int64), True
-            if mode == "1":
-                return np.asarray(image).astype(np.int64) * 255, False
-            if "A" in image.getbands():
-                alpha = np.asarray(image.getchannel("A"))
-                if alpha.min() < 255:
-                    return alpha.astype(np.int64), False
-            if mode in ("L", "LA"):
-                return np.asarray(image.getchannel("L")).astype(np.int64), False
-            return np.asarray(image.convert("RGB")).max(axis=-1).astype(np.int64), False
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-        raise ValueError(f"Cannot read mask file {file} ({err}); replace it or remove it from the folder.") from err
-
-
-def select_object(values: np.ndarray, labels: bool, object_id: int, folder: Path) -> np.ndarray:
-    """``[T, H, W]`` mask values -> bool masks of ``object_id`` (0: every object / the binary mask)."""
-    if not labels and values.max() >= 128:  # binary masks
-        if object_id:
-            raise ValueError(f"object_id {object_id}: the masks in {folder} are binary (one object); set object_id "
-                             "to 0.")
-        return values > 127
-    if object_id == 0:
-        return values > 0
-    selected = values == object_id
-    if not selected.any():
-        ids = [int(v) for v in np.unique(values) if v]
-        raise ValueError(f"object_id {object_id} appears in none of the selected masks in {folder}; ids present: "
-                         f"{ids or 'none (all masks are empty)'}.")
-    return selected
-
-
-def load_mask_folder(folder: Path, files: list[Path]) -> tuple[np.ndarray, bool]:
-    """Reads ``files`` into ``[T, H, W]`` values; raises naming the first file whose size differs."""
-    arrays, label_files = [], []
-    for file in files:
-        values, labels = read_mask_file(file)
-        if arrays and values.shape != arrays[0].shape:
-            raise ValueError(f"Mask {file.name} is {values.shape[1]}x{values.shape[0]} but {files[0].name} is "
-                             f"{arrays[0].shape[1]}x{arrays[0].shape[0]} (in {folder}); all masks must have one size.")
-        arrays.append(values)
-        label_files.append(labels)
-    return np.stack(arrays), any(label_files)
+        raise ValueError(f"folder: {folder} has no mask images ({', '.join(IMAGE_EXTENSIONS)}).")
+    return select_range(files, start_frame, frame_count, every_nth, f"masks in {folder}")
 
 
 def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -> torch.Tensor:
@@ -219,7 +149,7 @@ class LoadModalMasks:
     def load(self, folder, object_id=0, start_frame=0, frame_count=0, every_nth=1, reference_images=None):
         path = resolve_folder(folder)
         files = select_files(path, start_frame, frame_count, every_nth)
-        values, labels = load_mask_folder(path, files)
+        values, labels = load_mask_values(path, files)
         masks = torch.from_numpy(select_object(values, labels, object_id, path))
         if reference_images is not None:
             if reference_images.ndim != 4:

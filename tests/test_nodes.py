@@ -346,7 +346,7 @@ def test_load_masks_errors_and_change_detection(tmp_path):
     folder.mkdir()
     for t in range(3):
         Image.fromarray(np.full((8, 10), 255 * (t % 2), np.uint8)).save(folder / f"{t}.png")
-    with pytest.raises(ValueError, match="start_frame 5 is past the last of the 3 masks"):
+    with pytest.raises(ValueError, match="start 5 is past the last of the 3 masks"):
         load_masks(folder=str(folder), start_frame=5)
     with pytest.raises(ValueError, match="binary"):
         load_masks(folder=str(folder), object_id=2)
