@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 OBJECT_STACKING = (
     "Several objects: stack their masks object by object (object 0's frames, then object 1's, ...) into one "
-    "batch of N x frames."
+    "batch of N x frames, e.g. with core Batch Masks."
 )
 EXAMPLE_MASKS = example_folder("synthetic_occlusion", "modal")
 

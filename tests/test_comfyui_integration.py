@@ -28,6 +28,8 @@ from PIL import Image
 
 from conftest import PARITY, REPO
 
+from diffusion_vas.nodes import examples
+
 COMFYUI_DIR = Path(os.environ.get("COMFYUI_DIR", "")).expanduser()
 COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON", sys.executable)
 pytestmark = pytest.mark.skipif(
@@ -46,7 +48,6 @@ STAGE_NODES = ("AmodalMaskSVD", "AmodalContentSVD")
 TEST_STEPS = 2
 FRONTEND_ONLY = ("Note", "MarkdownNote")
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
-EXAMPLE_CLIP = REPO / "examples" / "synthetic_occlusion"
 STARTUP_TIMEOUT, RUN_TIMEOUT = 300, 1500
 
 
@@ -179,9 +180,13 @@ def run_prompt(url: str, prompt: dict, log: Path) -> dict:
     pytest.fail(f"workflow did not finish within {RUN_TIMEOUT} s:\n{log.read_text()[-4000:]}")
 
 
-def example_size() -> tuple[int, int]:
-    with Image.open(sorted((EXAMPLE_CLIP / "rgb").glob("*.png"))[0]) as frame:
-        return frame.size
+def example_clip(workflow: dict) -> Path:
+    """The shipped example clip a workflow's ``LoadVideo`` reads (the pack places it in the input folder)."""
+    videos = [n["widgets_values"][0] for n in workflow["nodes"] if n["type"] == "LoadVideo"]
+    assert len(videos) == 1, "the integration test expects one LoadVideo reading an example clip"
+    clip = REPO / "examples" / videos[0].removeprefix(examples.VIDEO_PREFIX).removesuffix(".mp4")
+    assert (clip / "rgb").is_dir(), f"{videos[0]} is not one of the example clips in {REPO / 'examples'}"
+    return clip
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -194,7 +199,10 @@ def test_workflow_runs_in_comfyui(comfyui, path):
             node["inputs"]["steps"] = TEST_STEPS
     entry = run_prompt(url, prompt, base / "comfyui.log")
 
-    size, frames = example_size(), len(list((EXAMPLE_CLIP / "rgb").glob("*.png")))
+    clip = example_clip(workflow)
+    rgb = sorted((clip / "rgb").glob("*.png"))
+    with Image.open(rgb[0]) as first:
+        size, frames = first.size, len(rgb)
     output_nodes = [node_id for node_id, node in prompt.items()
                     if node["class_type"] in ("SaveImage", "PreviewImage", "SaveVideo")]
     assert output_nodes and set(output_nodes) <= set(entry["outputs"]), "every output node must report results"
@@ -212,7 +220,7 @@ def test_workflow_runs_in_comfyui(comfyui, path):
                     assert image.size == size, f"{file} is {image.size}, the clip is {size}"
 
     if path.name == "amodal_segmentation.json":
-        check_amodal_masks(base / "output" / "diffusion_vas", frames)
+        check_amodal_masks(base / "output" / "diffusion_vas", clip / "modal")
 
 
 def check_video(file: Path, size: tuple[int, int], frames: int) -> None:
@@ -226,11 +234,11 @@ def check_video(file: Path, size: tuple[int, int], frames: int) -> None:
     assert json.loads(result.stdout) == [frames, *size], f"{file.name}: (frames, width, height) {result.stdout}"
 
 
-def check_amodal_masks(folder: Path, frames: int) -> None:
+def check_amodal_masks(folder: Path, modal_folder: Path) -> None:
     """The saved amodal masks cover every visible pixel of the example's modal masks."""
     saved = sorted(folder.glob("amodal_mask_*.png"))
-    modal = sorted((EXAMPLE_CLIP / "modal").glob("*.png"))
-    assert len(saved) == frames == len(modal)
+    modal = sorted(modal_folder.glob("*.png"))
+    assert len(saved) == len(modal)
     for mask_file, modal_file in zip(saved, modal):
         amodal = np.asarray(Image.open(mask_file).convert("L")) > 127
         visible = np.asarray(Image.open(modal_file).convert("L")) > 127
