@@ -27,7 +27,12 @@ def to_uint8(frames: torch.Tensor) -> torch.Tensor:
 
 
 def binarize_masks(masks: torch.Tensor) -> torch.Tensor:
-    """``[T, H, W]`` any mask format -> uint8 0/255 (on when the 8-bit value is > 128)."""
+    """``[T, H, W]`` any mask format -> uint8 0/255 (on when the 8-bit value is > 128).
+
+    uint8 masks whose values are all 0 or 1 are 0/1 masks (0..1 values on a 0..255 scale would all be off).
+    """
+    if masks.dtype == torch.uint8 and masks.max() <= 1:
+        masks = masks.bool()
     return (to_uint8(masks) > MASK_THRESHOLD_U8).to(torch.uint8) * 255
 
 

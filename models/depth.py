@@ -144,8 +144,10 @@ def normalize_depth(depth: torch.Tensor, mode: str = "clip") -> torch.Tensor:
     depth = depth.float()
     if not torch.isfinite(depth).all():
         raise ValueError("depth contains NaN or infinite values; check the depth source.")
-    dims = (0, 1, 2) if mode == "clip" else (1, 2)
-    low, high = depth.amin(dim=dims, keepdim=True), depth.amax(dim=dims, keepdim=True)
+    if mode == "clip":  # the reference: one minimum and maximum for the clip
+        low, high = depth.min(), depth.max()
+        return (depth - low) / (high - low) if high > low else torch.zeros_like(depth)
+    low, high = depth.amin(dim=(1, 2), keepdim=True), depth.amax(dim=(1, 2), keepdim=True)
     spread = high - low
     return torch.where(spread > 0, (depth - low) / torch.where(spread > 0, spread, 1.0), 0.0)
 

@@ -16,7 +16,7 @@ def test_modal_condition(parity_case):
 
 def test_depth_condition(parity_case):
     cond = C.depth_condition(parity_case["input/depth_raw"], (64, 128))
-    assert (cond - parity_case["stage1/depth_pixels"]).abs().max() <= 1e-6
+    assert (cond - parity_case["stage1/depth_pixels"]).abs().max() <= 1e-6  # float rounding only
 
 
 def test_amodal_threshold_and_nearest_resize(parity_case):
@@ -46,3 +46,11 @@ def test_rgb_back_to_input_size(parity_case):
 def test_constant_depth_is_not_nan():
     cond = C.depth_condition(torch.ones(3, 8, 8), (8, 8))
     assert torch.isfinite(cond).all() and cond.min() == -1
+
+
+def test_mask_formats_agree():
+    on = torch.zeros(2, 4, 4, dtype=torch.bool)
+    on[:, 1:3, 1:3] = True
+    expected = on.to(torch.uint8) * 255
+    for masks in (on, on.to(torch.uint8), on.to(torch.uint8) * 255, on.float(), on.float() * 0.9):
+        assert torch.equal(C.binarize_masks(masks), expected)
