@@ -78,30 +78,37 @@ def get_estimator(name: str, precision: str) -> tuple[DepthEstimator, ManagedMod
     return _loaded[key]
 
 
+def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str) -> torch.Tensor:
+    """A depth IMAGE ``[T, h, w, C]`` (or MASK ``[T, h, w]``) -> ``[T, H, W]``: channel mean, bilinear to ``size``."""
+    if torch.is_tensor(depth) and depth.ndim == 3:
+        depth = depth[..., None]
+    if not torch.is_tensor(depth) or depth.ndim != 4:
+        shape = tuple(depth.shape) if torch.is_tensor(depth) else type(depth).__name__
+        raise ValueError(f"depth: expected an IMAGE [frames, height, width, channels], got {shape}.")
+    depth = depth.float()
+    if not torch.isfinite(depth).all():
+        raise ValueError("depth contains NaN or infinite values; check the node that made it.")
+    spread = (depth.amax(dim=-1) - depth.amin(dim=-1)).max().item()
+    if spread > 0.05:
+        logger.warning(
+            "%s: the depth input is coloured (channels differ by up to %.2f); using the channel mean. "
+            "Feed grayscale depth (near = bright), not a colour map.", node, spread,
+        )
+    depth = depth.mean(dim=-1)
+    if tuple(depth.shape[1:]) != tuple(size):
+        logger.info("%s: resizing depth from %s to %s", node, tuple(depth.shape[1:]), tuple(size))
+        depth = F.interpolate(depth[:, None], size, mode="bilinear", align_corners=False)[:, 0]
+    return depth
+
+
 def external_depth(depth: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """An IMAGE depth ``[T, h, w, C]`` as ``[T, H, W]`` at the size of ``images`` (channel mean, bilinear)."""
-    if depth.ndim == 3:
-        depth = depth[..., None]
-    if depth.ndim != 4:
-        raise ValueError(f"depth: expected an IMAGE [frames, height, width, channels], got {tuple(depth.shape)}.")
-    if depth.shape[0] != images.shape[0]:
+    if torch.is_tensor(depth) and depth.shape[0] != images.shape[0]:
         raise ValueError(
             f"depth has {depth.shape[0]} frames but images has {images.shape[0]}; feed the depth of the same "
             "frames (same start, count and frame skip)."
         )
-    depth = depth.float()
-    spread = (depth.amax(dim=-1) - depth.amin(dim=-1)).max().item()
-    if spread > 0.05:
-        logger.warning(
-            "PseudoDepth: the depth input is coloured (channels differ by up to %.2f); using the channel mean. "
-            "Feed grayscale depth (near = bright), not a colour map.", spread,
-        )
-    depth = depth.mean(dim=-1)
-    size = tuple(images.shape[1:3])
-    if tuple(depth.shape[1:]) != size:
-        logger.info("PseudoDepth: resizing depth from %s to the image size %s", tuple(depth.shape[1:]), size)
-        depth = F.interpolate(depth[:, None], size, mode="bilinear", align_corners=False)[:, 0]
-    return depth
+    return depth_image_frames(depth, tuple(images.shape[1:3]), "PseudoDepth")
 
 
 class PseudoDepth:

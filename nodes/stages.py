@@ -14,11 +14,11 @@ import logging
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..models import SamplingOptions, complete_content, predict_amodal_masks
 from ..models.conditions import AMODAL_SUM_THRESHOLD, binarize_masks, resize_masks_nearest
 from .comfy_bridge import ProgressReporter
+from .depth import depth_image_frames
 from .masks import OBJECT_STACKING, split_objects
 
 logger = logging.getLogger(__name__)
@@ -94,17 +94,6 @@ def frames_of(tensor, name: str, channels: int | None) -> torch.Tensor:
     return tensor if channels is None else tensor[..., :channels]
 
 
-def depth_frames(depth, size: tuple[int, int]) -> torch.Tensor:
-    """A depth IMAGE ``[T, h, w, C]`` (or MASK ``[T, h, w]``) -> ``[T, H, W]`` channel mean at ``size``."""
-    if torch.is_tensor(depth) and depth.ndim == 3:
-        depth = depth[..., None]
-    depth = frames_of(depth, "depth", None).mean(dim=-1)
-    if tuple(depth.shape[1:]) != tuple(size):
-        logger.info("AmodalMaskSVD: resizing depth from %s to the mask size %s", tuple(depth.shape[1:]), size)
-        depth = F.interpolate(depth[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    return depth
-
-
 def check_same_size(masks: torch.Tensor, size: tuple[int, int], name: str, reference: str) -> None:
     if tuple(masks.shape[-2:]) != tuple(size):
         raise ValueError(
@@ -173,7 +162,7 @@ class AmodalMaskSVD:
                              f"{tuple(depth.shape) if torch.is_tensor(depth) else type(depth).__name__}.")
         modal = split_objects(modal_masks, depth.shape[0], "modal_masks", "depth")
         warn_empty(modal, "modal_masks")
-        depth = depth_frames(depth, tuple(modal.shape[-2:]))
+        depth = depth_image_frames(depth, tuple(modal.shape[-2:]), "AmodalMaskSVD")
         options = sampling_options(seed, steps, guidance_scale, window, overlap, object_batch_size, decode_chunk_size,
                                    fps, motion_bucket_id, noise_aug_strength)
         pipe = model.prepare()
