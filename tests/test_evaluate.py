@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -123,3 +124,27 @@ def test_script_runs_from_the_repo_root():
     )
     assert run.returncode == 0, run.stderr
     assert "temporal union ±4" in run.stdout and "strict mIoU" in run.stdout
+
+
+def test_evaluate_amodal_node():
+    from diffusion_vas.nodes.evaluate import EvaluateAmodal
+
+    clip = generate_benchmark(1, dataclasses.replace(SPEC, objects=2))[0]
+
+    def stack(x: torch.Tensor) -> torch.Tensor:  # [N, T, ...] -> a ComfyUI batch [N*T, ...]
+        return x.flatten(0, 1).float()
+
+    node = EvaluateAmodal()
+    out = getattr(node, EvaluateAmodal.FUNCTION)(
+        stack(clip.modal), stack(clip.amodal), stack(clip.modal), objects=2,
+        amodal_rgb=stack(clip.amodal_rgb), true_amodal_rgb=stack(clip.amodal_rgb))
+    report = out["result"][0]
+    assert out["ui"]["text"] == [report]
+    assert "2 object(s), 10 frames" in report and "object 2:" in report
+    assert "strict: mIoU" in report and "mIoU_occ 0.0%" in report  # the visible mask misses every hidden part
+    assert "PSNR 100.00 dB  SSIM 1.0000" in report
+    with pytest.raises(ValueError, match="multiple of objects=3"):
+        node.evaluate(stack(clip.modal), stack(clip.amodal), stack(clip.modal), objects=3)
+    with pytest.raises(ValueError, match="both amodal_rgb and true_amodal_rgb"):
+        node.evaluate(stack(clip.modal), stack(clip.amodal), stack(clip.modal), objects=2,
+                      amodal_rgb=stack(clip.amodal_rgb))
