@@ -2,7 +2,7 @@
 
 from importlib import import_module
 
-_NODE_MODULES = ("composite", "depth", "loader", "masks", "stages", "evaluate")  # each module defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS
+_NODE_MODULES = ("loader", "masks", "depth", "stages", "composite", "evaluate")  # each defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
