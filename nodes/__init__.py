@@ -2,7 +2,8 @@
 
 from importlib import import_module
 
-_NODE_MODULES = ("loader", "masks", "depth", "stages", "composite", "evaluate")  # each defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS
+# Each module defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS; listed in pipeline order.
+_NODE_MODULES = ("loader", "masks", "depth", "stages", "composite", "evaluate")
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
