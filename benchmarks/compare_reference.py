@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _repo import import_pack  # noqa: E402
+from _repo import import_pack, size_arg  # noqa: E402
 
 
 def main() -> None:
@@ -28,10 +28,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="Diffusion-VAS checkpoint folder")
     parser.add_argument("--frames", type=int, default=25)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--size", default="64x128", help="processing HxW")
+    parser.add_argument("--size", type=size_arg, default=(64, 128), help="processing HxW (default 64x128)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    height, width = (int(v) for v in args.size.lower().split("x"))
+    height, width = args.size
 
     pack = import_pack()
     sys.path.insert(0, str(args.reference_repo.resolve()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -14,21 +13,10 @@ SHARED = Path(os.environ.get("DIFFUSION_VAS_SHARED", REPO.parent / "shared"))
 PARITY = SHARED / "parity"
 
 
-def _import_repo_as_package(name: str = "diffusion_vas") -> None:
-    if name in sys.modules:
-        return
-    try:  # installed with `pip install -e .`
-        import diffusion_vas  # noqa: F401
-        return
-    except ImportError:
-        pass
-    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _repo import import_pack  # noqa: E402  (installed package, or this checkout as ``diffusion_vas``)
 
-
-_import_repo_as_package()
+import_pack()
 
 needs_parity = pytest.mark.skipif(not PARITY.is_dir(), reason=f"parity fixtures not found at {PARITY}")
 
