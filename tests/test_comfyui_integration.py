@@ -12,6 +12,7 @@ lowered to keep it fast; everything else runs as shipped.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from conftest import PARITY, REPO
 
@@ -221,6 +222,8 @@ def test_workflow_runs_in_comfyui(comfyui, path):
 
     if path.name == "amodal_segmentation.json":
         check_amodal_masks(base / "output" / "diffusion_vas", clip / "modal")
+    if path.name == "scene_editing.json":
+        check_scene_edits(workflow, entry, base, clip / "occluder", size, frames)
 
 
 def check_video(file: Path, size: tuple[int, int], frames: int) -> None:
@@ -243,3 +246,40 @@ def check_amodal_masks(folder: Path, modal_folder: Path) -> None:
         amodal = np.asarray(Image.open(mask_file).convert("L")) > 127
         visible = np.asarray(Image.open(modal_file).convert("L")) > 127
         assert not (visible & ~amodal).any(), f"{mask_file.name} misses visible pixels"
+
+
+def edit_previews(workflow: dict, entry: dict, base: Path) -> dict[str, tuple[dict, list[Path]]]:
+    """The ``PreviewImage`` nodes fed by a ``CompositeEdit``: mode -> (the CompositeEdit node, its preview files)."""
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+    links = {link[0]: link for link in workflow["links"]}
+    previews = {}
+    for node in workflow["nodes"]:
+        source = nodes[links[node["inputs"][0]["link"]][1]] if node["type"] == "PreviewImage" else None
+        if source is not None and source["type"] == "CompositeEdit":
+            files = [base / "temp" / item["subfolder"] / item["filename"]
+                     for item in entry["outputs"][str(node["id"])]["images"]]
+            previews[source["widgets_values"][0]] = (source, files)
+    return previews
+
+
+def check_scene_edits(workflow: dict, entry: dict, base: Path, occluder_folder: Path, size, frames: int) -> None:
+    """The ``reveal`` and ``remove_occluder`` previews (lossless PNG) have one frame per input frame, at its size;
+    they are identical outside the example's occluder and differ inside it in every frame (it is repainted).
+
+    Both edits draw the same object with the same ``feather`` (as shipped), so only the occluder's alpha can set them
+    apart; ``feather`` grows it by ``2 * ceil(feather)`` pixels (outward growth, then the blur's kernel radius)."""
+    edits = edit_previews(workflow, entry, base)
+    assert set(edits) == {"reveal", "remove_occluder"}, f"previews of the edits: {sorted(edits)}"
+    (reveal_node, revealed), (remove_node, removed) = edits["reveal"], edits["remove_occluder"]
+    feather = remove_node["widgets_values"][2]
+    assert reveal_node["widgets_values"][2] == feather, "the check assumes both edits use the same feather"
+    occluders = sorted(occluder_folder.glob("*.png"))
+    assert len(revealed) == len(removed) == len(occluders) == frames
+    grow = ImageFilter.MaxFilter(4 * math.ceil(feather) + 1)
+    for reveal_file, remove_file, occluder_file in zip(revealed, removed, occluders):
+        with Image.open(reveal_file) as a, Image.open(remove_file) as b, Image.open(occluder_file) as o:
+            assert a.size == b.size == size, f"{reveal_file.name} {a.size}, {remove_file.name} {b.size}, clip {size}"
+            changed = (np.asarray(a.convert("RGB")) != np.asarray(b.convert("RGB"))).any(axis=-1)
+            occluder = np.asarray(o.convert("L").filter(grow)) > 127
+        assert not (changed & ~occluder).any(), f"{remove_file.name} changed pixels outside {occluder_file.name}"
+        assert changed.any(), f"{remove_file.name} left the occluder of {occluder_file.name} as it was"
