@@ -27,7 +27,7 @@ from .models.media import image_files, read_frames, select_range, write_animatio
 from .nodes.comfy_bridge import PRECISIONS, model_folders, resolve_dtype
 
 logger = logging.getLogger("diffusion_vas")
-EXAMPLE = Path(__file__).resolve().parent / "examples" / "synthetic_occlusion"
+EXAMPLE = Path(__file__).resolve().parent / "example_clips" / "synthetic_occlusion"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="folder of modal masks, one per frame (binary or label/palette PNGs)")
     run_parser.add_argument("--object-ids", type=int, nargs="+",
                             help="label masks: the ids to process (default: every id present)")
-    demo_parser = commands.add_parser("demo", help="run on the bundled example clip (examples/synthetic_occlusion)")
+    demo_parser = commands.add_parser("demo", help="run on the bundled example clip (example_clips/synthetic_occlusion)")
     for sub in (run_parser, demo_parser):
         _add_common(sub)
     return parser

@@ -8,7 +8,7 @@ layout of models/synthetic.py (one clip folder, or a folder of clip folders; sta
     python benchmarks/evaluate.py --stage1 ../shared/parity/tiny-amodal-segmentation \
         --stage2 ../shared/parity/tiny-content-completion --count 2 --frames 8 --clip-size 64x128 \
         --size 64x128 --steps 2
-    python benchmarks/evaluate.py --clips examples/synthetic_occlusion          # baselines only
+    python benchmarks/evaluate.py --clips example_clips/synthetic_occlusion          # baselines only
 """
 
 from __future__ import annotations

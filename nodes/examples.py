@@ -1,6 +1,6 @@
-"""Makes the example clips shipped in ``examples/`` usable from a fresh ComfyUI, so the shipped workflows run as-is.
+"""Makes the example clips shipped in ``example_clips/`` usable from a fresh ComfyUI, so the shipped workflows run as-is.
 
-For each clip ``examples/<clip>/`` (``rgb/*.png`` frames, ``modal/*.png`` masks, ...), when absent:
+For each clip ``example_clips/<clip>/`` (``rgb/*.png`` frames, ``modal/*.png`` masks, ...), when absent:
 
 * the clip folder is copied to ``<input>/diffusion_vas_examples/<clip>/`` (read by ``LoadModalMasks``);
 * its ``rgb/`` frames are encoded as ``<input>/diffusion_vas_<clip>.mp4`` (H.264, for core ``LoadVideo``).
@@ -22,7 +22,7 @@ from .comfy_bridge import input_directory
 
 logger = logging.getLogger(__name__)
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "example_clips"
 INPUT_SUBFOLDER = "diffusion_vas_examples"
 VIDEO_PREFIX = "diffusion_vas_"
 VIDEO_FPS = 8

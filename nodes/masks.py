@@ -8,7 +8,7 @@ Mask files are taken in natural name order and read by `models.mask_files`: pale
 images carry object ids; 8-bit grayscale, RGB and 1-bit images are binary masks (on above 127) unless the
 brightest value in the folder is below 128 (a grayscale label image).
 
-Importing this module inside ComfyUI places the shipped example clips in the input folder (`examples`), so the
+Importing this module inside ComfyUI places the shipped example clips in the input folder (`example_clips`), so the
 default folder works in a fresh install.
 """
 

@@ -185,8 +185,8 @@ def example_clip(workflow: dict) -> Path:
     """The shipped example clip a workflow's ``LoadVideo`` reads (the pack places it in the input folder)."""
     videos = [n["widgets_values"][0] for n in workflow["nodes"] if n["type"] == "LoadVideo"]
     assert len(videos) == 1, "the integration test expects one LoadVideo reading an example clip"
-    clip = REPO / "examples" / videos[0].removeprefix(examples.VIDEO_PREFIX).removesuffix(".mp4")
-    assert (clip / "rgb").is_dir(), f"{videos[0]} is not one of the example clips in {REPO / 'examples'}"
+    clip = REPO / "example_clips" / videos[0].removeprefix(examples.VIDEO_PREFIX).removesuffix(".mp4")
+    assert (clip / "rgb").is_dir(), f"{videos[0]} is not one of the example clips in {REPO / 'example_clips'}"
     return clip
 
 

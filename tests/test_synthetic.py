@@ -13,7 +13,7 @@ from diffusion_vas.models.synthetic import (
     SHAPES, BenchmarkClip, SyntheticSpec, generate_benchmark, generate_clip, read_clip, read_clips, write_clip,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "synthetic_occlusion"
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_clips" / "synthetic_occlusion"
 SMALL = SyntheticSpec(frames=9, height=48, width=96)
 FIELDS = ("rgb", "modal", "amodal", "amodal_rgb", "occluder", "background", "depth")
 

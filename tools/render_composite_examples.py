@@ -9,7 +9,7 @@ Each picture ``<out>/composite_<mode>.png`` has the input frames on top and the 
 evenly spaced frames (``layer`` is shown over a checkerboard so its alpha is visible). The inputs are the clip's
 ground truth, not model output: the model's weights cannot run everywhere, and the pictures show the edits.
 
-    python tools/render_composite_examples.py examples/<clip> --out docs/images
+    python tools/render_composite_examples.py example_clips/<clip> --out docs/images
 """
 
 from __future__ import annotations
