@@ -22,16 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _repo import import_pack  # noqa: E402
-
-
-def size_arg(text: str) -> tuple[int, int]:
-    """``"HxW"`` -> ``(H, W)``."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x512, got {text!r}") from err
-    return height, width
+from _repo import import_pack, size_arg  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

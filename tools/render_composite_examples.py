@@ -15,7 +15,6 @@ ground truth, not model output: the model's weights cannot run everywhere, and t
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -24,23 +23,12 @@ import torch
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _repo import import_pack  # noqa: E402  (this checkout as ``diffusion_vas``)
+
 LABEL_HEIGHT = 14
 
 logger = logging.getLogger("render_composite_examples")
-
-
-def import_pack() -> None:
-    """Makes the pack importable as ``diffusion_vas``: installed, or this checkout under that name."""
-    if "diffusion_vas" not in sys.modules:
-        try:
-            import diffusion_vas  # noqa: F401
-        except ImportError:
-            spec = importlib.util.spec_from_file_location(
-                "diffusion_vas", REPO / "__init__.py", submodule_search_locations=[str(REPO)]
-            )
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["diffusion_vas"] = module
-            spec.loader.exec_module(module)
 
 
 def checkerboard(height: int, width: int, square: int = 8) -> torch.Tensor:
