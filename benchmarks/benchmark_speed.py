@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=1, help="runs per measurement, fastest kept (default 1)")
     parser.add_argument("--size", type=parse_size, help="processing HxW (default 64x128; 256x512 with --real-size)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); on a busy "
+                        "machine fewer threads than cores avoid threads waiting on each other")
     parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto",
                         help="default: float16 on CUDA, float32 on the CPU")
     return parser
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     if min(args.steps, args.repeats, *args.lengths) < 1:
         raise SystemExit("--steps, --repeats and every --lengths value must be at least 1.")
     import_pack()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = getattr(torch, args.dtype if args.dtype != "auto" else ("float16" if device.type == "cuda" else "float32"))
     size = args.size or ((256, 512) if args.real_size else (64, 128))

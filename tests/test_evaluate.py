@@ -134,6 +134,8 @@ def test_evaluate_amodal_node():
     def stack(x: torch.Tensor) -> torch.Tensor:  # [N, T, ...] -> a ComfyUI batch [N*T, ...]
         return x.flatten(0, 1).float()
 
+    declared = {**EvaluateAmodal.INPUT_TYPES()["required"], **EvaluateAmodal.INPUT_TYPES()["optional"]}
+    assert all(options.get("tooltip") for _, options in declared.values())
     node = EvaluateAmodal()
     out = getattr(node, EvaluateAmodal.FUNCTION)(
         stack(clip.modal), stack(clip.amodal), stack(clip.modal), objects=2,
