@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _repo import import_pack  # noqa: E402
+from _repo import import_pack, size_arg  # noqa: E402
 
 logger = logging.getLogger("benchmark_speed")
 
@@ -97,14 +97,6 @@ class PeakMemory:
             self.peak = max(self.peak, self._rss())
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x512, got {text!r}") from err
-    return height, width
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage1", type=Path, help="amodal-segmentation checkpoint folder")
@@ -113,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lengths", type=int, nargs="+", default=[25, 60, 250], help="clip lengths in frames")
     parser.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per measurement, fastest kept (default 1)")
-    parser.add_argument("--size", type=parse_size, help="processing HxW (default 64x128; 256x512 with --real-size)")
+    parser.add_argument("--size", type=size_arg, help="processing HxW (default 64x128; 256x512 with --real-size)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if available)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); on a busy "
                         "machine fewer threads than cores avoid threads waiting on each other")
