@@ -90,25 +90,25 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
 
 
 def load_unet(folder: Path, dtype: torch.dtype) -> DiffusionVASUNet:
-    """Builds the UNet from ``config.json`` without random init and loads its weights strictly."""
-    config = read_json(folder / "config.json")
-    file = weights_file(folder, _WEIGHT_STEMS["unet"], dtype)
-    with torch.device("meta"):
-        unet = DiffusionVASUNet.from_vas_config(config)
-    _assign_weights(unet, read_state_dict(file), file, dtype)
-    return unet.eval().requires_grad_(False)
+    """The Diffusion-VAS UNet (with ``conv_in2``)."""
+    return _load_on_meta(folder, "unet", DiffusionVASUNet.from_vas_config, dtype)
 
 
 def load_vae(folder: Path, dtype: torch.dtype):
-    """Loads SVD's temporal-decoder VAE."""
+    """SVD's temporal-decoder VAE."""
     from diffusers import AutoencoderKLTemporalDecoder
 
+    return _load_on_meta(folder, "vae", AutoencoderKLTemporalDecoder.from_config, dtype)
+
+
+def _load_on_meta(folder: Path, component: str, build, dtype: torch.dtype) -> torch.nn.Module:
+    """Builds a module from ``config.json`` on the meta device (no random init) and loads its weights strictly."""
     config = read_json(folder / "config.json")
-    file = weights_file(folder, _WEIGHT_STEMS["vae"], dtype)
+    file = weights_file(folder, _WEIGHT_STEMS[component], dtype)
     with torch.device("meta"):
-        vae = AutoencoderKLTemporalDecoder.from_config(config)
-    _assign_weights(vae, read_state_dict(file), file, dtype)
-    return vae.eval().requires_grad_(False)
+        module = build(config)
+    _assign_weights(module, read_state_dict(file), file, dtype)
+    return module.eval().requires_grad_(False)
 
 
 def load_image_encoder(folder: Path, dtype: torch.dtype):
