@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
-import torch
 
 from ..models.composite import MODES, composite_edit
+from .masks import unstack_objects
 
 _STACKING = "For several objects, stack N*T frames object by object (object 0's T frames, then object 1's, ...)."
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
@@ -80,14 +80,16 @@ class CompositeEdit:
     def composite(self, images, amodal_rgb, amodal_masks, mode, modal_masks=None, occluder_masks=None,
                   background=None, opacity=0.5, feather=0.0, offset_x=0, offset_y=0, outline_color="#00FF00",
                   outline_width=2):
-        frames = images.shape[0]
+        def split(batch, name):
+            return None if batch is None else unstack_objects(batch, images.shape[0], name, "images")
+
         image, mask = composite_edit(
             images,
-            split_objects(amodal_rgb, frames, "amodal_rgb"),
-            split_objects(amodal_masks, frames, "amodal_masks"),
+            split(amodal_rgb, "amodal_rgb"),
+            split(amodal_masks, "amodal_masks"),
             mode,
-            modal_masks=None if modal_masks is None else split_objects(modal_masks, frames, "modal_masks"),
-            occluder_masks=None if occluder_masks is None else split_objects(occluder_masks, frames, "occluder_masks"),
+            modal_masks=split(modal_masks, "modal_masks"),
+            occluder_masks=split(occluder_masks, "occluder_masks"),
             background=background,
             opacity=opacity,
             feather=feather,
@@ -96,19 +98,6 @@ class CompositeEdit:
             outline_width=outline_width,
         )
         return image, mask
-
-
-def split_objects(batch: torch.Tensor, frames: int, name: str) -> torch.Tensor:
-    """ComfyUI batch ``[N*T, H, W]`` (MASK; ``[H, W]`` is one frame) or ``[N*T, H, W, 3]`` (IMAGE) ->
-    ``[N, T, H, W(, 3)]``, objects stacked object-major."""
-    if batch.dim() == 2:
-        batch = batch.unsqueeze(0)
-    if batch.shape[0] % frames:
-        raise ValueError(
-            f"{name} has {batch.shape[0]} frames, not a multiple of the {frames} frames of images: give T frames "
-            f"per object. {_STACKING}"
-        )
-    return batch.reshape(batch.shape[0] // frames, frames, *batch.shape[1:])
 
 
 def parse_colour(text: str) -> tuple[float, float, float]:

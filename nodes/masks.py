@@ -59,6 +59,18 @@ def select_files(folder: Path, start_frame: int, frame_count: int, every_nth: in
     return select_range(files, start_frame, frame_count, every_nth, f"masks in {folder}")
 
 
+def unstack_objects(batch: torch.Tensor, frames: int, name: str, reference: str) -> torch.Tensor:
+    """A ComfyUI batch ``[N * T, ...]`` (a MASK ``[H, W]`` is one frame) -> ``[N, T, ...]``, object by object."""
+    if batch.ndim == 2:
+        batch = batch[None]
+    if batch.shape[0] % frames:
+        raise ValueError(
+            f"{name} has {batch.shape[0]} frames, not a multiple of the {frames} frames of {reference}: give one "
+            f"per frame of {reference} (same start, count and frame skip). {OBJECT_STACKING}"
+        )
+    return batch.reshape(batch.shape[0] // frames, frames, *batch.shape[1:])
+
+
 def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -> torch.Tensor:
     """A MASK input -> ``[N, T, H, W]`` float 0..1, ``T = frames``.
 
@@ -71,15 +83,8 @@ def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -
         masks = masks[..., 0]
     elif masks.ndim == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
-    if masks.ndim == 2:
-        masks = masks[None]
-    if masks.ndim == 3:
-        if masks.shape[0] % frames:
-            raise ValueError(
-                f"{name} has {masks.shape[0]} frames, which is not a multiple of the {frames} frames of {reference}; "
-                f"give one mask per frame of {reference} (same start, count and frame skip). {OBJECT_STACKING}"
-            )
-        masks = masks.reshape(masks.shape[0] // frames, frames, *masks.shape[1:])
+    if masks.ndim in (2, 3):
+        masks = unstack_objects(masks, frames, name, reference)
     if masks.ndim != 4 or masks.shape[1] != frames:
         raise ValueError(f"{name}: expected a MASK [frames, height, width] ({frames} frames per object), got "
                          f"shape {tuple(masks.shape)}.")
