@@ -65,8 +65,8 @@ def write_png_frames(folder: Path, frames: torch.Tensor) -> list[Path]:
     return paths
 
 
-def write_animation(path: Path, frames: torch.Tensor, fps: int = 8) -> Path:
-    """Writes uint8 frames as an animated GIF (Pillow) or an H.264 MP4 (PyAV), by the file extension."""
+def write_animation(path: Path, frames: torch.Tensor, fps: int = 8, crf: int = 16) -> Path:
+    """Writes uint8 frames as an animated GIF (Pillow) or an H.264 MP4 (PyAV, quality ``crf``), by the extension."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [np.asarray(f) for f in frames.cpu().numpy()]
     if path.suffix.lower() == ".gif":
@@ -74,7 +74,7 @@ def write_animation(path: Path, frames: torch.Tensor, fps: int = 8) -> Path:
         images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
         return path
     if path.suffix.lower() == ".mp4":
-        _encode_mp4(path, arrays, fps)
+        _encode_mp4(path, arrays, fps, crf)
         return path
     raise ValueError(f"Unsupported animation format {path.suffix!r}; use .gif or .mp4.")
 
@@ -96,13 +96,13 @@ def _decode_video(path: Path) -> list[np.ndarray]:
         raise ValueError(f"Cannot decode video {path} ({err}); convert it to MP4/H.264 or a folder of PNGs.") from err
 
 
-def _encode_mp4(path: Path, arrays: list[np.ndarray], fps: int) -> None:
+def _encode_mp4(path: Path, arrays: list[np.ndarray], fps: int, crf: int) -> None:
     av = _require_av("write MP4 files")
     height, width = arrays[0].shape[:2]
     with av.open(str(path), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = width - width % 2, height - height % 2  # yuv420p needs even sizes
-        stream.pix_fmt, stream.options = "yuv420p", {"crf": "16"}
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf)}
         for array in arrays:
             rgb = np.ascontiguousarray(np.broadcast_to(array[..., None], (*array.shape, 3)) if array.ndim == 2 else array)
             frame = av.VideoFrame.from_ndarray(rgb[: stream.height, : stream.width], format="rgb24")

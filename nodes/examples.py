@@ -15,9 +15,7 @@ import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
+from ..models.media import read_frames, write_animation
 from .comfy_bridge import input_directory
 
 logger = logging.getLogger(__name__)
@@ -38,21 +36,10 @@ def example_folder(clip: str, kind: str) -> str:
     return f"{INPUT_SUBFOLDER}/{clip}/{kind}"
 
 
-def encode_video(frames: list[Path], target: Path, fps: int = VIDEO_FPS) -> None:
-    """Encodes PNG frames as an H.264 mp4 (PyAV, which ComfyUI installs); written to a temporary name first."""
-    import av
-
-    partial = target.with_name(target.name + ".partial")
-    with av.open(str(partial), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.pix_fmt, stream.options = "yuv420p", {"crf": "12"}
-        for index, file in enumerate(frames):
-            with Image.open(file) as image:
-                pixels = np.asarray(image.convert("RGB"))
-            if index == 0:
-                stream.height, stream.width = pixels.shape[:2]
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
-        container.mux(stream.encode())
+def encode_video(frames_folder: Path, target: Path, fps: int = VIDEO_FPS) -> None:
+    """Encodes a folder of frames as an H.264 mp4, written to a temporary name first."""
+    partial = target.with_name(f"{target.stem}.partial{target.suffix}")
+    write_animation(partial, read_frames(frames_folder), fps, crf=12)
     partial.replace(target)
 
 
@@ -68,7 +55,7 @@ def install_examples() -> None:
                 shutil.copytree(clip, folder)
                 logger.info("Diffusion-VAS: example clip copied to %s", folder)
             if not video.exists():
-                encode_video(sorted((clip / "rgb").glob("*.png")), video)
+                encode_video(clip / "rgb", video)
                 logger.info("Diffusion-VAS: example video written to %s", video)
         except Exception as err:  # an optional convenience must never keep the nodes from loading
             logger.warning("Diffusion-VAS: could not place the example clip %s in %s (%s); the example workflows "
