@@ -107,20 +107,41 @@ def frames_to_amodal(frames: torch.Tensor, modal_cond: torch.Tensor,
 
 
 def _nearest_indices(n_in: int, n_out: int) -> torch.Tensor:
-    """Source index of every output pixel: pixel-centre sampling in 16.16 fixed point.
+    """Source index of every output pixel, as OpenCV's ``cv2.resize(..., INTER_NEAREST)`` picks it.
 
-    This is the sampling of the OpenCV build that made the reference outputs (``cv2.resize`` nearest):
-    it reproduces them exactly, including how ties between two source pixels fall.
+    OpenCV computes the scale ``fx = dst / src`` and its inverse in double precision and takes
+    ``min(floor(x * (1 / fx)), src - 1)`` for output pixel ``x`` (no half-pixel offset). The authors' demo saves
+    its masks this way, so the reference mode must follow it exactly, ties included.
     """
-    step = ((n_in << 16) + n_out // 2) // n_out
-    index = (step // 2 - 1 + torch.arange(n_out, dtype=torch.int64) * step) >> 16
-    return index.clamp(0, n_in - 1)
+    inverse = 1.0 / (n_out / n_in)  # float64, the same two roundings as OpenCV
+    index = np.floor(np.arange(n_out, dtype=np.float64) * inverse).astype(np.int64)
+    return torch.from_numpy(np.minimum(index, n_in - 1))
 
 
 def resize_masks_nearest(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``[..., h, w]`` -> ``[..., H, W]`` bool by nearest neighbour (as the reference's OpenCV resize)."""
+    """``[..., h, w]`` -> ``[..., H, W]`` bool by nearest neighbour, bit-exact with OpenCV ``INTER_NEAREST``."""
     h, w = masks.shape[-2:]
     rows, cols = _nearest_indices(h, size[0]), _nearest_indices(w, size[1])
+    return masks.bool()[..., rows, :][..., cols]
+
+
+def _inverse_nearest_indices(n_big: int, n_small: int) -> torch.Tensor:
+    """Rows (or columns) of a ``n_big`` axis that undo an OpenCV nearest upsampling from ``n_small``.
+
+    For every source index ``j`` the first output pixel that `_nearest_indices` maps to ``j``: sampling there gives
+    back the processing-size mask exactly, so stage-1 masks returned at the input size feed stage 2 as the
+    reference's processing-size masks. Where the axis is not larger, it is plain OpenCV nearest sampling.
+    """
+    if n_big <= n_small:
+        return _nearest_indices(n_big, n_small)
+    forward = _nearest_indices(n_small, n_big).numpy()
+    return torch.from_numpy(np.searchsorted(forward, np.arange(n_small), side="left"))
+
+
+def downsample_masks_nearest(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[..., H, W]`` -> ``[..., h, w]`` bool, the exact inverse of `resize_masks_nearest` from ``(h, w)``."""
+    h, w = masks.shape[-2:]
+    rows, cols = _inverse_nearest_indices(h, size[0]), _inverse_nearest_indices(w, size[1])
     return masks.bool()[..., rows, :][..., cols]
 
 

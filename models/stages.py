@@ -140,9 +140,9 @@ def complete_content(
 
 
 def _amodal_at(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Amodal masks at the processing size, by nearest sampling: stage-1 masks (nearest-upsampled from this
-    size) come back as the reference's processing-size masks."""
-    return C.resize_masks_nearest(C.binarize_masks(masks) > 0, size)
+    """Amodal masks at the processing size: stage-1 masks (nearest-upsampled from this size) come back exactly
+    as the reference's processing-size masks."""
+    return C.downsample_masks_nearest(C.binarize_masks(masks) > 0, size)
 
 
 def _objects(masks: torch.Tensor, name: str) -> torch.Tensor:

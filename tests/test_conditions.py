@@ -54,3 +54,36 @@ def test_mask_formats_agree():
     expected = on.to(torch.uint8) * 255
     for masks in (on, on.to(torch.uint8), on.to(torch.uint8) * 255, on.float(), on.float() * 0.9):
         assert torch.equal(C.binarize_masks(masks), expected)
+
+
+# Size pairs: up and down, integer and awkward ratios, the HD/4K sizes users bring, and 1-pixel axes.
+NEAREST_SIZES = [((64, 128), (90, 172)), ((256, 512), (1080, 1920)), ((256, 512), (2160, 3840)),
+                 ((256, 512), (720, 1280)), ((128, 256), (1080, 1920)), ((256, 512), (1080, 1440)),
+                 ((256, 512), (1920, 1080)), ((90, 172), (64, 128)), ((1080, 1920), (256, 512)), ((7, 3), (50, 41)),
+                 ((1, 5), (3, 17)), ((33, 65), (33, 65)), ((100, 100), (299, 301)), ((255, 511), (1080, 1921))]
+
+
+def test_nearest_resize_is_opencv_inter_nearest():
+    cv2 = __import__("pytest").importorskip("cv2")
+    import numpy as np
+
+    generator = torch.Generator().manual_seed(0)
+    for src, dst in NEAREST_SIZES:
+        masks = torch.rand(src, generator=generator) > 0.5
+        expected = cv2.resize(masks.numpy().astype(np.uint8), dst[::-1], interpolation=cv2.INTER_NEAREST)
+        assert np.array_equal(C.resize_masks_nearest(masks, dst).numpy(), expected.astype(bool)), (src, dst)
+
+
+def test_nearest_index_rule_by_hand():
+    # OpenCV: min(floor(x * (1 / (dst / src))), src - 1); 3 -> 7: scale 3/7 -> 0,0,0,1,1,2,2
+    assert C._nearest_indices(3, 7).tolist() == [0, 0, 0, 1, 1, 2, 2]
+    # 5 -> 2: scale 2.5 -> 0, 2
+    assert C._nearest_indices(5, 2).tolist() == [0, 2]
+
+
+def test_downsampling_undoes_the_nearest_upsampling():
+    generator = torch.Generator().manual_seed(1)
+    for src, dst in NEAREST_SIZES:
+        masks = torch.rand(src, generator=generator) > 0.5
+        if dst[0] >= src[0] and dst[1] >= src[1]:
+            assert torch.equal(C.downsample_masks_nearest(C.resize_masks_nearest(masks, dst), src), masks), (src, dst)
