@@ -20,10 +20,10 @@ import torch
 from tqdm import tqdm
 
 from .models import SamplingOptions, complete_content, load_pipeline, predict_amodal_masks
-from .models.depth import HF_MODELS, download_depth_model, estimate_depth, load_depth_model, normalize_depth
-from .models.hub import AMODAL_SEGMENTATION, CONTENT_COMPLETION, find_checkpoint
-from .models.mask_files import load_mask_values, object_ids, select_object
-from .models.media import image_files, read_frames, select_range, write_animation, write_png_frames
+from .models.depth.estimator import HF_MODELS, download_depth_model, estimate_depth, load_depth_model, normalize_depth
+from .models.io.hub import AMODAL_SEGMENTATION, CONTENT_COMPLETION, find_checkpoint
+from .models.io.mask_files import load_mask_values, object_ids, select_object
+from .models.io.media import image_files, read_frames, select_range, write_animation, write_png_frames
 from .nodes.comfy_bridge import PRECISIONS, model_folders, resolve_dtype
 
 logger = logging.getLogger("diffusion_vas")

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def checkpoints(stage1, stage2, lengths, steps, size, device, dtype, repeats) -> None:
     from diffusion_vas.models import SamplingOptions, complete_content, load_pipeline, predict_amodal_masks
-    from diffusion_vas.models.synthetic import SyntheticSpec, generate_clip
+    from diffusion_vas.models.evaluation.synthetic import SyntheticSpec, generate_clip
 
     pipes = {name: load_pipeline(path, device=device, dtype=dtype)
              for name, path in (("stage 1", stage1), ("stage 2", stage2)) if path is not None}
@@ -168,7 +168,7 @@ def checkpoints(stage1, stage2, lengths, steps, size, device, dtype, repeats) ->
 
 
 def real_size(lengths, steps, size, device, dtype, repeats) -> None:
-    from diffusion_vas.models.unet import DiffusionVASUNet
+    from diffusion_vas.models.engine.unet import DiffusionVASUNet
 
     flop_scale = (size[0] * size[1]) / (256 * 512)
     if device.type != "cuda":
@@ -224,7 +224,7 @@ def _measure(fn, device, repeats: int) -> tuple[object, tuple[float, int, int | 
 
 
 def _windows(length: int) -> int:
-    from diffusion_vas.models.windows import window_starts
+    from diffusion_vas.models.engine.windows import window_starts
 
     return len(window_starts(length, WINDOW, OVERLAP))
 

@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import_pack()
     from diffusion_vas.models import SamplingOptions
-    from diffusion_vas.models.evaluate import format_report, run_evaluation
-    from diffusion_vas.models.synthetic import SyntheticSpec, generate_benchmark, write_clip
+    from diffusion_vas.models.evaluation.evaluate import format_report, run_evaluation
+    from diffusion_vas.models.evaluation.synthetic import SyntheticSpec, generate_benchmark, write_clip
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype_name = args.dtype if args.dtype != "auto" else ("float16" if device.startswith("cuda") else "float32")

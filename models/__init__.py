@@ -1,8 +1,13 @@
-"""Diffusion-VAS engine: pure PyTorch / diffusers / transformers, no ComfyUI."""
+"""Diffusion-VAS engine: pure PyTorch / diffusers / transformers, no ComfyUI.
 
-from .loading import load_pipeline
-from .pipeline import DiffusionVASPipeline
-from .stages import AmodalContent, AmodalMasks, SamplingOptions, complete_content, predict_amodal_masks
+Subpackages by concept: ``engine`` (UNet, loading, sampler, windows), ``stages`` (conditions and the two stage
+functions), ``depth``, ``editing``, ``evaluation``, ``io`` (media, mask files, downloads) and ``host`` (device,
+precision and model-folder policy shared by the command line and the nodes). This module is the public face.
+"""
+
+from .engine.loading import load_pipeline
+from .engine.pipeline import DiffusionVASPipeline
+from .stages.run import AmodalContent, AmodalMasks, SamplingOptions, complete_content, predict_amodal_masks
 
 __all__ = [
     "load_pipeline", "DiffusionVASPipeline", "SamplingOptions", "AmodalMasks", "AmodalContent",

@@ -1,4 +1,4 @@
-"""``CompositeEdit`` node: ComfyUI IMAGE/MASK batches in, ``models.composite.composite_edit``, IMAGE/MASK out.
+"""``CompositeEdit`` node: ComfyUI IMAGE/MASK batches in, ``models.editing.composite.composite_edit``, IMAGE/MASK out.
 
 ComfyUI has no object dimension: several objects travel as one batch of ``N * T`` frames stacked object by
 object (object 0's frames 0..T-1, then object 1's, ...), where ``T`` is the number of frames of ``images``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 
-from ..models.composite import MODES, composite_edit
+from ..models.editing.composite import MODES, composite_edit
 from .masks import unstack_objects
 
 _STACKING = "For several objects, stack N*T frames object by object (object 0's T frames, then object 1's, ...)."

@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..models.depth import (
+from ..models.depth.estimator import (
     HF_MODELS, INPUT_SIZE, NORMALIZATIONS, PATCH_SIZE, DepthEstimator, download_depth_model, load_depth_model,
     normalize_depth,
 )
-from ..models.depth_checkpoint import OFFICIAL_SUFFIXES
+from ..models.depth.checkpoint import OFFICIAL_SUFFIXES
 from .comfy_bridge import (
     PRECISIONS, ManagedModels, ProgressReporter, model_folders, register_model_folder, resolve_dtype, torch_device,
 )

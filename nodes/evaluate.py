@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..models.metrics import completion_metrics, paper_protocol, strict_protocol
+from ..models.evaluation.metrics import completion_metrics, paper_protocol, strict_protocol
 
 _STACKING = "For several objects, stack N*T frames object by object and set objects to N."
 

@@ -15,7 +15,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from ..models.media import read_frames, write_animation
+from ..models.io.media import read_frames, write_animation
 from .comfy_bridge import input_directory
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..models import DiffusionVASPipeline, load_pipeline
-from ..models.hub import AMODAL_SEGMENTATION, CONTENT_COMPLETION, PUBLISHED, find_checkpoint, is_checkpoint
+from ..models.io.hub import AMODAL_SEGMENTATION, CONTENT_COMPLETION, PUBLISHED, find_checkpoint, is_checkpoint
 from .comfy_bridge import PRECISIONS, ManagedModels, model_folders, register_model_folder, resolve_dtype, torch_device
 
 logger = logging.getLogger(__name__)

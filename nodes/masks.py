@@ -4,7 +4,7 @@ inputs for the stage nodes.
 ComfyUI has no object axis: several objects travel as one MASK batch of ``N * T`` frames stacked object by object
 (object 0's ``T`` frames, then object 1's, ...), ``T`` being the frame count of the clip.
 
-Mask files are taken in natural name order and read by `models.mask_files`: palette PNGs and 16/32-bit label
+Mask files are taken in natural name order and read by `models.io.mask_files`: palette PNGs and 16/32-bit label
 images carry object ids; 8-bit grayscale, RGB and 1-bit images are binary masks (on above 127) unless the
 brightest value in the folder is below 128 (a grayscale label image).
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from ..models.conditions import resize_masks_nearest
-from ..models.mask_files import load_mask_values, select_object
-from ..models.media import IMAGE_EXTENSIONS, image_files, select_range
+from ..models.stages.conditions import resize_masks_nearest
+from ..models.io.mask_files import load_mask_values, select_object
+from ..models.io.media import IMAGE_EXTENSIONS, image_files, select_range
 from .comfy_bridge import input_directory
 from .examples import example_folder, install_examples
 

@@ -16,7 +16,7 @@ import math
 import torch
 
 from ..models import SamplingOptions, complete_content, predict_amodal_masks
-from ..models.conditions import AMODAL_SUM_THRESHOLD, binarize_masks, resize_masks_nearest
+from ..models.stages.conditions import AMODAL_SUM_THRESHOLD, binarize_masks, resize_masks_nearest
 from .comfy_bridge import ProgressReporter
 from .depth import depth_image_frames
 from .masks import OBJECT_STACKING, split_objects

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffusion_vas.models.clean_plate import clean_plate
-from diffusion_vas.models.composite import MODES, composite_edit, feather_alpha, outline, shift
+from diffusion_vas.models.editing.clean_plate import clean_plate
+from diffusion_vas.models.editing.composite import MODES, composite_edit, feather_alpha, outline, shift
 from diffusion_vas.nodes.composite import CompositeEdit
 
 T, H, W = 4, 10, 14

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from diffusion_vas.models import conditions as C
+from diffusion_vas.models.stages import conditions as C
 
 
 def test_modal_condition(parity_case):

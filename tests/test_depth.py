@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from diffusion_vas.models.depth import load_depth_model, network_input_size, normalize_depth
+from diffusion_vas.models.depth.estimator import load_depth_model, network_input_size, normalize_depth
 from diffusion_vas.nodes.depth import PseudoDepth
 
 from conftest import PARITY
@@ -246,7 +246,7 @@ def test_hf_names_download_on_first_use(parity, tmp_path, monkeypatch, frames):
 def test_failed_or_incomplete_downloads_are_reported(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from diffusion_vas.models.depth import download_depth_model
+    from diffusion_vas.models.depth.estimator import download_depth_model
 
     def offline(repo_id, local_dir, allow_patterns):
         raise OSError("no network")

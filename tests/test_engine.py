@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from diffusion_vas.models import SamplingOptions, complete_content, predict_amodal_masks
-from diffusion_vas.models.windows import window_starts, window_weights
+from diffusion_vas.models.engine.windows import window_starts, window_weights
 
 DATA = Path(__file__).parent / "data"
 TOL = 1e-4

@@ -14,8 +14,8 @@ import torch
 
 from conftest import PARITY, REPO, needs_parity
 from diffusion_vas.models import SamplingOptions
-from diffusion_vas.models.evaluate import format_report, mean_visible_colour, run_evaluation, temporal_union
-from diffusion_vas.models.synthetic import SyntheticSpec, generate_benchmark
+from diffusion_vas.models.evaluation.evaluate import format_report, mean_visible_colour, run_evaluation, temporal_union
+from diffusion_vas.models.evaluation.synthetic import SyntheticSpec, generate_benchmark
 
 SPEC = SyntheticSpec(frames=5, height=48, width=96)
 ONE_STEP = SamplingOptions(num_inference_steps=1)

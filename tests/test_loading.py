@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from diffusion_vas.models import load_pipeline
-from diffusion_vas.models.loading import weights_file
+from diffusion_vas.models.engine.loading import weights_file
 from conftest import PARITY, needs_parity
 
 pytestmark = needs_parity

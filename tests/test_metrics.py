@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from diffusion_vas.models.metrics import completion_metrics, erode, paper_protocol, strict_protocol
+from diffusion_vas.models.evaluation.metrics import completion_metrics, erode, paper_protocol, strict_protocol
 
 H, W = 20, 20
 EPS = 1e-6  # the paper's union epsilon

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_vas.models.synthetic import (
+from diffusion_vas.models.evaluation.synthetic import (
     SHAPES, BenchmarkClip, SyntheticSpec, generate_benchmark, generate_clip, read_clip, read_clips, write_clip,
 )
 

@@ -1,6 +1,6 @@
 """Renders one picture per CompositeEdit mode from a clip with ground-truth amodal layers, for the README.
 
-The clip is a folder in the layout of ``models.synthetic`` (``read_clip``): ``rgb/``, ``modal/``, ``amodal/``,
+The clip is a folder in the layout of ``models.evaluation.synthetic`` (``read_clip``): ``rgb/``, ``modal/``, ``amodal/``,
 ``amodal_rgb/`` and ``occluder/`` with one PNG per frame (several objects: one sub-folder per object in
 ``modal/``, ``amodal/`` and ``amodal_rgb/``, back to front). The background plate is not used: ``remove_occluder``
 and ``move`` build the clean plate from the clip, as the node does without a ``background`` input.
@@ -48,8 +48,8 @@ def strip(frames: torch.Tensor, label: str) -> Image.Image:
 
 def render(clip: Path, out: Path, frames: int, feather: float, offset: tuple[int, int] | None) -> list[Path]:
     """Writes ``composite_<mode>.png`` for every mode into ``out``; returns the paths."""
-    from diffusion_vas.models.composite import MODES, composite_edit
-    from diffusion_vas.models.synthetic import read_clip
+    from diffusion_vas.models.editing.composite import MODES, composite_edit
+    from diffusion_vas.models.evaluation.synthetic import read_clip
 
     data = read_clip(clip)
     if data.amodal_rgb is None or data.occluder is None:
@@ -82,7 +82,7 @@ def render(clip: Path, out: Path, frames: int, feather: float, offset: tuple[int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("clip", type=Path, help="clip folder in the layout of models.synthetic")
+    parser.add_argument("clip", type=Path, help="clip folder in the layout of models.evaluation.synthetic")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images", help="where the PNGs go")
     parser.add_argument("--frames", type=int, default=4, help="how many evenly spaced frames each picture shows")
     parser.add_argument("--feather", type=float, default=1.0, help="alpha feather in pixels")

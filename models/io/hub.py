@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from .loading import COMPONENTS
+from ..engine.loading import COMPONENTS
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .depth import normalize_depth
+from ..depth.estimator import normalize_depth
 
 MASK_THRESHOLD_U8 = 128  # reference: a mask pixel is "on" when its 8-bit value is > 128
 AMODAL_SUM_THRESHOLD = 600  # reference: decoded pixel is amodal when R + G + B (uint8) > 600

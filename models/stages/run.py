@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from . import conditions as C
-from .pipeline import DiffusionVASPipeline, StepCallback
+from ..engine.pipeline import DiffusionVASPipeline, StepCallback
 
 DEFAULT_SIZE = (256, 512)  # (height, width) used by the authors' demo
 

@@ -183,7 +183,7 @@ def generate_clip(spec: SyntheticSpec | None = None, seed: int = 0, name: str | 
             modal[i] &= ~amodal[j]
 
     meta = {
-        "generator": "diffusion_vas.models.synthetic", "layout_version": LAYOUT_VERSION, "seed": int(seed),
+        "generator": "diffusion_vas.models.evaluation.synthetic", "layout_version": LAYOUT_VERSION, "seed": int(seed),
         "name": name or f"synthetic_{int(seed):05d}", "frames": t_count, "height": h, "width": w,
         "spec": _spec_dict(spec),
         "objects": [{"name": f"obj{i + 1}", "shape": o["shape"], "pattern": o["pattern"],

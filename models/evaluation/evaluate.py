@@ -31,8 +31,8 @@ from pathlib import Path
 import torch
 
 from . import metrics
-from .loading import load_pipeline
-from .stages import DEFAULT_SIZE, SamplingOptions, complete_content, predict_amodal_masks
+from ..engine.loading import load_pipeline
+from ..stages.run import DEFAULT_SIZE, SamplingOptions, complete_content, predict_amodal_masks
 from .synthetic import BenchmarkClip, SyntheticSpec, generate_benchmark, read_clips
 
 logger = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
-from .hub import download_snapshot
-from .depth_checkpoint import OFFICIAL_SUFFIXES, load_official_checkpoint
+from ..io.hub import download_snapshot
+from .checkpoint import OFFICIAL_SUFFIXES, load_official_checkpoint
 
 logger = logging.getLogger(__name__)
 

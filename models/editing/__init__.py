@@ -1,0 +1,1 @@
+"""Scene editing with recovered objects: compositing modes and the clean background plate."""

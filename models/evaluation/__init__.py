@@ -1,0 +1,1 @@
+"""Scoring: amodal-mask protocols and completion metrics, the synthetic benchmark generator, evaluation runs."""

@@ -1,0 +1,1 @@
+"""Files in and out: frames and videos, mask image folders, checkpoint downloads."""
