@@ -43,7 +43,7 @@ class DiffusionVASUNet(UNetSpatioTemporalConditionModel):
 
         Args:
             sample: ``[B, T, 12, h, w]`` noisy latents concatenated with the two condition latents.
-            timestep: scalar (continuous) timestep shared by the batch.
+            timestep: scalar (continuous) timestep shared by the batch, or ``[B]`` one per batch item.
             encoder_hidden_states: ``[B * T, 1, D]`` one context token per batch-frame row, in the row order
                 of ``sample.flatten(0, 1)``.
             added_time_ids: ``[B, 3]`` micro-conditioning (fps - 1, motion bucket, noise augmentation).
@@ -98,7 +98,9 @@ class DiffusionVASUNet(UNetSpatioTemporalConditionModel):
         if not torch.is_tensor(timestep):
             dtype = torch.float32 if sample.device.type == "mps" else torch.float64
             timestep = torch.tensor(float(timestep), dtype=dtype)
-        timesteps = timestep.to(sample.device).reshape(-1)[:1].expand(batch_size)
+        timesteps = timestep.to(sample.device).reshape(-1)
+        # One timestep per batch item (training draws a noise level per sample), or one shared by the batch.
+        timesteps = timesteps if timesteps.numel() == batch_size else timesteps[:1].expand(batch_size)
         emb = self.time_embedding(self.time_proj(timesteps).to(dtype=sample.dtype))
         time_embeds = self.add_time_proj(added_time_ids.flatten()).reshape(batch_size, -1).to(emb.dtype)
         return emb + self.add_embedding(time_embeds)
