@@ -36,13 +36,14 @@ Folder layout (`write_clip`, `read_clip`); frames are ``00000.png``, ``00001.png
 
 With one object, ``modal/``, ``amodal/`` and ``amodal_rgb/`` hold the frames directly. With several objects each
 of them holds one sub-folder per object, ``obj1/``, ``obj2/``, ... (back to front), with the frames inside.
-`read_clip` reads folders made elsewhere too: only ``rgb/``, ``modal/`` and ``amodal/`` are required, masks are
-on above 127.
+`read_clip` reads folders made elsewhere too: only ``rgb/``, ``modal/`` and ``amodal/`` are required; masks are
+read by `models.io.mask_files` (any format it reads; binary masks are on above 128, as the authors read them).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +51,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from ..io.mask_files import read_mask_folder
 
 SHAPES = ("disk", "ellipse", "rectangle", "star", "hexagon")
 PATTERNS = ("stripes", "checker", "rings")
@@ -224,9 +227,12 @@ def write_clip(clip: BenchmarkClip, folder) -> Path:
     return root
 
 
-def read_clip(folder) -> BenchmarkClip:
+def read_clip(folder, mask_format: str = "auto") -> BenchmarkClip:
     """Reads a clip written by `write_clip`, or any folder in that layout (``rgb/``, ``modal/``, ``amodal/``
     required; the other folders optional; ``meta.json`` optional).
+
+    Mask folders go through the one mask reader (`models.io.mask_files`, ``mask_format`` auto/binary/labels);
+    each object folder gives every object pixel it holds (a binary mask, or all ids of a label image).
 
     Raises:
         ValueError: a required folder is missing or empty, or folders disagree in frame count or size.
@@ -243,27 +249,29 @@ def read_clip(folder) -> BenchmarkClip:
     for name in OBJECT_FOLDERS:
         if name not in MASK_FOLDERS and not (root / name).is_dir():
             continue
-        stacked = torch.stack([_read_frames(root / name / sub, colour=name == "amodal_rgb") for sub in objects])
-        data[name] = stacked > 0.5 if name in MASK_FOLDERS else stacked
+        if name in MASK_FOLDERS:
+            data[name] = torch.stack([_read_mask(root / name / sub, mask_format) for sub in objects])
+        else:
+            data[name] = torch.stack([_read_frames(root / name / sub, colour=True) for sub in objects])
     for name in ("occluder", "background", "depth"):
         if (root / name).is_dir():
-            frames = _read_frames(root / name, colour=name == "background")
-            data[name] = frames > 0.5 if name == "occluder" else frames
+            data[name] = (_read_mask(root / name, mask_format) if name == "occluder"
+                          else _read_frames(root / name, colour=name == "background"))
     clip = BenchmarkClip(rgb=rgb, meta=meta, **data)
     _check_clip(clip, root)
     return clip
 
 
-def read_clips(folder) -> list[BenchmarkClip]:
+def read_clips(folder, mask_format: str = "auto") -> list[BenchmarkClip]:
     """Reads one clip folder, or every clip folder (a sub-folder with ``rgb/``) inside ``folder``, sorted by name."""
     root = Path(folder)
     if (root / "rgb").is_dir():
-        return [read_clip(root)]
+        return [read_clip(root, mask_format)]
     clips = sorted(p for p in root.iterdir() if (p / "rgb").is_dir()) if root.is_dir() else []
     if not clips:
         raise ValueError(f"No clip found in {root}: pass a clip folder (with rgb/, modal/, amodal/) or a folder "
                          f"of such clip folders.")
-    return [read_clip(p) for p in clips]
+    return [read_clip(p, mask_format) for p in clips]
 
 
 def _object_subfolders(root: Path) -> list[str]:
@@ -311,6 +319,11 @@ def _read_frames(folder: Path, colour: bool) -> torch.Tensor:
         with Image.open(file) as image:
             arrays.append(np.asarray(image.convert(mode)))
     return torch.from_numpy(np.stack(arrays)).float() / 255
+
+
+def _read_mask(folder: Path, mask_format: str) -> torch.Tensor:
+    """``[T, H, W]`` bool: every object pixel of the mask images in ``folder`` (format and objects logged at DEBUG)."""
+    return torch.from_numpy(read_mask_folder(folder, mask_format, log_level=logging.DEBUG).select(0))
 
 
 def _to_uint8(frames: torch.Tensor) -> torch.Tensor:

@@ -1,79 +1,462 @@
-"""Mask image folders: binary masks and label/palette images (DAVIS, YouTube-VOS, SAM2 exports).
+"""Mask image folders as people save them: one reader for binary masks and label/palette images.
 
-* palette PNGs and 16/32-bit label images: the pixel value is the object id;
-* 8-bit grayscale, RGB and 1-bit images: binary masks, on above 127 (a pixel is on when any colour channel is;
-  an alpha channel that is not fully opaque is used instead) — unless the brightest value in the whole folder
-  is below 128, which marks a grayscale label image (ids 1, 2, ...).
+``mask_format`` says how pixel values become objects (`MASK_FORMATS`):
+
+* ``binary``: one object, visible where the grey level is above 128, as the authors read every mask (PIL
+  ``convert("L")``, ``> 128``). The grey level is the luminance after the palette lookup (palette PNGs), of the
+  RGB colour (RGB, JPEG), or the value itself (grey PNGs). Three departures, each where the authors' reading would
+  return nothing useful: an alpha channel that is used (some pixel not opaque, in any file of the folder) is the
+  mask instead (``alpha > 128``: cut-outs and alpha-matte exports, whose colour under transparency is arbitrary);
+  a folder whose grey levels are only 0 and 1 is a 0/1 mask (1 is on); 16-bit images whose values exceed 255
+  are scaled to 8 bits (``round(v / 257)``) where Pillow would clip them.
+* ``labels``: several objects, the value is the object id (0 = background): the palette index (DAVIS, YouTube-VOS,
+  SAM2 multi-object exports), the grey value (8/16-bit label images), or for RGB images the colour (the DAVIS/VOC
+  palette index when every colour is one of its entries, else 1, 2, ... in the order of the packed colour value).
+* ``auto`` (default): decided per folder from evidence, never from the file mode alone. Labels need
+
+  1. evidence that the values are ids, not grey levels: some object colour is not a shade of grey (a label
+     palette), or nothing at all would be visible as a grey-level mask (dark ids 1, 2, 3 ...);
+  2. few ids (at most `MAX_LABEL_OBJECTS` that cover a real region), and
+  3. each id covering a real region: at least `MIN_OBJECT_FRACTION` of the frame in some frame. Smaller ids (edge
+     fringes of anti-aliased exports, stray pixels) are reported and left out of `MaskFolder.ids`; they are
+     still read and can be selected by id.
+
+  Anything else is binary: a palette that is a ramp of greys (anti-aliased masks saved with an adaptive palette,
+  whatever the order of its entries), 0/1 and 0/255 masks, JPEG noise. The choice and its reason are logged.
+
+Arrays: ``values`` is ``[T, H, W]``; uint16 ids (labels) or bool (binary). Ids are at most 65535.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-LABEL_MODES = ("P", "I", "I;16", "I;16B", "I;16L", "F")
+from ..stages.conditions import MASK_THRESHOLD_U8
+from .media import IMAGE_EXTENSIONS, image_files, select_range
+
+logger = logging.getLogger(__name__)
+
+MASK_FORMATS = ("auto", "binary", "labels")
+MIN_OBJECT_FRACTION = 0.001  # an id is a real object when it covers >= 0.1% of the frame in some frame
+MAX_LABEL_OBJECTS = 32  # more real ids than this is not a label image (DAVIS has at most ~10 objects per clip)
+MAX_COLOURS = 256  # RGB images with more distinct colours than this are grey-level/colour images, not labels
+GREY_TOLERANCE = 12  # a colour is a shade of grey when max(R, G, B) - min(R, G, B) <= this
+LABEL_MODES = ("P", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # modes whose values can be ids
 
 
-def read_mask_file(file: Path) -> tuple[np.ndarray, bool]:
-    """One mask image -> (``[H, W]`` int64 values, whether the values are object ids)."""
-    try:
-        with Image.open(file) as image:
-            image.load()
-            mode = image.mode
-            if mode in LABEL_MODES:
-                return np.asarray(image).astype(np.int64), True
-            if mode == "1":
-                return np.asarray(image).astype(np.int64) * 255, False
-            if "A" in image.getbands():
-                alpha = np.asarray(image.getchannel("A"))
-                if alpha.min() < 255:
-                    return alpha.astype(np.int64), False
-            if mode in ("L", "LA"):
-                return np.asarray(image.getchannel("L")).astype(np.int64), False
-            return np.asarray(image.convert("RGB")).max(axis=-1).astype(np.int64), False
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-        raise ValueError(f"Cannot read mask file {file} ({err}); replace it or remove it from the folder.") from err
+@dataclass
+class MaskObject:
+    """One object id of a folder: ``pixels`` in all frames, ``frames`` it appears in, its largest share of a
+    frame (``max_fraction``, 0..1) and its colour in the file (RGB, for the log)."""
+
+    id: int
+    pixels: int
+    frames: int
+    max_fraction: float
+    colour: tuple[int, int, int] | None = None
+
+    @property
+    def tiny(self) -> bool:
+        return self.max_fraction < MIN_OBJECT_FRACTION
+
+    def describe(self) -> str:
+        colour = f", colour {self.colour}" if self.colour is not None else ""
+        return (f"id {self.id}: {self.pixels} pixels in {self.frames} frames (at most {100 * self.max_fraction:.2f}% "
+                f"of a frame{colour})")
 
 
-def load_mask_values(folder: Path, files: list[Path]) -> tuple[np.ndarray, bool]:
-    """Reads ``files`` into ``[T, H, W]`` values; raises naming the first file whose size differs."""
-    arrays, label_files = [], []
-    for file in files:
-        values, labels = read_mask_file(file)
-        if arrays and values.shape != arrays[0].shape:
-            raise ValueError(f"Mask {file.name} is {values.shape[1]}x{values.shape[0]} but {files[0].name} is "
-                             f"{arrays[0].shape[1]}x{arrays[0].shape[0]} (in {folder}); all masks must have one size.")
-        arrays.append(values)
-        label_files.append(labels)
-    return np.stack(arrays), any(label_files)
+@dataclass
+class MaskFolder:
+    """The masks of one folder read in one format.
+
+    ``values``: ``[T, H, W]`` bool (binary) or uint16 ids (labels). ``objects``: every id present with its pixel
+    counts (binary: one object with id 0, when any pixel is on). ``ids``: the objects to process by default
+    (labels: the ids that cover a real region, `MIN_OBJECT_FRACTION`; tiny ids are left out with a warning).
+    """
+
+    folder: Path
+    files: list[Path]
+    format: str
+    reason: str
+    values: np.ndarray
+    objects: list[MaskObject] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[int]:
+        """Ids to process by default: labels covering a real region; binary: ``[0]`` unless every mask is empty
+        (a tiny binary mask is kept, with a warning)."""
+        return [o.id for o in self.objects if self.format == "binary" or not o.tiny]
+
+    @property
+    def tiny_ids(self) -> list[int]:
+        return [o.id for o in self.objects if o.tiny]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the masks."""
+        return tuple(self.values.shape[1:3])
+
+    def select(self, object_id: int = 0) -> np.ndarray:
+        """``[T, H, W]`` bool mask of ``object_id``; 0 = every object pixel (labels) or the mask (binary)."""
+        if self.format == "binary":
+            if object_id:
+                raise ValueError(f"object_id {object_id}: the masks in {self.folder} are read as binary (one "
+                                 f"object; {self.reason}). Set object_id to 0, or mask_format to 'labels' if the "
+                                 "pixel values are object ids.")
+            return self.values.copy()
+        if object_id == 0:
+            return self.values > 0
+        if object_id not in {o.id for o in self.objects}:
+            present = [o.id for o in self.objects] or "none (all masks are empty)"
+            raise ValueError(f"object_id {object_id} appears in none of the selected masks in {self.folder}; ids "
+                             f"present: {present}.")
+        return self.values == object_id
+
+    def describe(self) -> str:
+        """One line per object, for logs and the CLI's listing."""
+        lines = [f"{self.folder}: {len(self.files)} masks of {self.size[1]}x{self.size[0]}, read as {self.format} "
+                 f"({self.reason})"]
+        lines += [f"  {o.describe()}{'  [tiny: left out unless selected]' if o.tiny else ''}" for o in self.objects]
+        if not self.objects:
+            lines.append("  no object pixel in any mask")
+        return "\n".join(lines)
 
 
-def is_binary(values: np.ndarray, labels: bool) -> bool:
-    """True for binary masks (one object), False for object-id labels."""
-    return not labels and values.max() >= 128
+def read_mask_folder(folder, mask_format: str = "auto", start: int = 0, count: int = 0, every: int = 1,
+                     log_level: int = logging.INFO) -> MaskFolder:
+    """The mask images of ``folder`` in natural name order, ``[start::every]`` limited to ``count`` (0 = all).
+
+    The format chosen, its reason and the objects found are logged at ``log_level``; tiny objects always warn."""
+    path = Path(folder).expanduser()
+    if not path.exists():
+        raise ValueError(f"Mask folder {path} does not exist; check the path (a folder of mask images, one per "
+                         "frame).")
+    if not path.is_dir():
+        raise ValueError(f"Mask folder {path} is a file, not a folder; give the folder that holds the mask images.")
+    files = image_files(path)
+    if not files:
+        raise ValueError(f"Mask folder {path} has no mask images ({', '.join(IMAGE_EXTENSIONS)}).")
+    return read_mask_files(select_range(files, start, count, every, f"masks in {path}"), mask_format, path,
+                           log_level)
 
 
-def object_ids(values: np.ndarray, labels: bool) -> list[int]:
-    """The object ids present (``[0]`` for binary masks)."""
-    if is_binary(values, labels):
-        return [0]
-    return [int(v) for v in np.unique(values) if v]
+def read_mask_files(files: list[Path], mask_format: str = "auto", folder: Path | None = None,
+                    log_level: int = logging.INFO) -> MaskFolder:
+    """Reads ``files`` (one mask per frame, all of one size) in ``mask_format``; logs the format and why."""
+    if mask_format not in MASK_FORMATS:
+        raise ValueError(f"mask_format {mask_format!r}: use one of {', '.join(MASK_FORMATS)}.")
+    if not files:
+        raise ValueError("No mask files to read; check the folder and the start/count/every settings.")
+    folder = Path(folder) if folder is not None else Path(files[0]).parent
+    images = [_MaskImage.read(Path(f)) for f in files]
+    _check_sizes(images, folder)
+    uses_alpha = any(image.alpha_used for image in images)
+    scale16 = max(image.max_value for image in images) > 255 and any(image.wide for image in images)
+    colour_ids = _colour_ids(images) if mask_format != "binary" and not uses_alpha else None
+
+    if mask_format == "auto":
+        chosen, reason = _decide(images, uses_alpha, scale16, colour_ids)
+    elif mask_format == "binary":
+        chosen, reason = "binary", _binary_reason(images, uses_alpha, scale16)
+    else:
+        if uses_alpha:
+            raise ValueError(f"mask_format 'labels': the masks in {folder} have transparency (an alpha mask, one "
+                             "object); use mask_format 'binary' or 'auto'.")
+        if colour_ids is None:
+            raise ValueError(f"mask_format 'labels': the colour masks in {folder} have more than {MAX_COLOURS} "
+                             "colours, so the colours cannot be object ids; use 'binary' or 'auto'.")
+        chosen, reason = "labels", "asked for labels: " + _label_source(images)
+    if chosen == "binary" and scale16 and not uses_alpha:
+        reason += "; 16-bit values scaled to 8 bits"
+    result = _build(images, folder, chosen, reason, uses_alpha, scale16, colour_ids)
+    _log(result, log_level)
+    return result
 
 
-def select_object(values: np.ndarray, labels: bool, object_id: int, folder: Path) -> np.ndarray:
-    """``[T, H, W]`` mask values -> bool masks of ``object_id`` (0: every object / the binary mask)."""
-    if is_binary(values, labels):
-        if object_id:
-            raise ValueError(f"object_id {object_id}: the masks in {folder} are binary (one object); set object_id "
-                             "to 0.")
-        return values > 127
-    if object_id == 0:
-        return values > 0
-    selected = values == object_id
-    if not selected.any():
-        ids = object_ids(values, labels)
-        raise ValueError(f"object_id {object_id} appears in none of the selected masks in {folder}; ids present: "
-                         f"{ids or 'none (all masks are empty)'}.")
-    return selected
+# -- one file ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class _MaskImage:
+    """One decoded mask file: its grey levels, its label values and their colours, its alpha."""
+
+    file: Path
+    mode: str
+    grey: np.ndarray            # [H, W] uint8 luminance (PIL "L"), or uint16 values of a 16/32-bit image
+    labels: np.ndarray | None   # [H, W] ids (palette index / grey value), None for RGB(A) colour images
+    rgb: np.ndarray | None      # [H, W, 3] uint8 for colour images (labels by colour), else None
+    palette: np.ndarray | None  # [256, 3] uint8 for palette images
+    alpha: np.ndarray | None    # [H, W] uint8 when the file has an alpha channel / transparent palette entry
+    wide: bool                  # 16/32-bit values
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.grey.shape)
+
+    @property
+    def alpha_used(self) -> bool:
+        return self.alpha is not None and bool((self.alpha < 255).any())
+
+    @property
+    def max_value(self) -> int:
+        return int(self.grey.max())
+
+    @classmethod
+    def read(cls, file: Path) -> "_MaskImage":
+        try:
+            with Image.open(file) as image:
+                image.load()
+                return cls._decode(file, image)
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+            raise ValueError(f"Cannot read mask file {file} ({err}); replace it or remove it from the folder.") from err
+
+    @classmethod
+    def _decode(cls, file: Path, image: Image.Image) -> "_MaskImage":
+        mode = image.mode
+        alpha = None
+        if "A" in image.getbands():
+            alpha = np.asarray(image.getchannel("A"))
+        elif mode == "P" and "transparency" in image.info:
+            alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+        if mode == "P":
+            palette = np.zeros((256, 3), np.uint8)
+            entries = np.frombuffer(image.palette.tobytes(), np.uint8)
+            channels = len(image.palette.mode)
+            entries = entries[: entries.size - entries.size % channels].reshape(-1, channels)[:256, :3]
+            palette[: len(entries)] = entries
+            index = np.asarray(image)
+            return cls(file, mode, np.asarray(image.convert("L")), index, None, palette, alpha, False)
+        if mode in LABEL_MODES:  # 16/32-bit grey: the values themselves (ids, or grey levels on a wider scale)
+            values = np.asarray(image)
+            if values.dtype.kind == "f":
+                if not np.isfinite(values).all() or (values < 0).any() or (values != np.round(values)).any():
+                    raise ValueError("floating-point mask with negative or fractional values; save masks as 8-bit "
+                                     "or 16-bit integer PNGs")
+            values = values.astype(np.int64)
+            if values.min() < 0 or values.max() > 65535:
+                raise ValueError(f"values {values.min()}..{values.max()} are outside 0..65535")
+            values = values.astype(np.uint16)
+            return cls(file, mode, values, values, None, None, alpha, True)
+        if mode in ("1", "L", "LA"):
+            grey = np.asarray(image.convert("L"))
+            return cls(file, mode, grey, grey, None, None, alpha, False)
+        rgb = np.asarray(image.convert("RGB"))
+        return cls(file, mode, np.asarray(image.convert("L")), None, rgb, None, alpha, False)
+
+
+def _check_sizes(images: list[_MaskImage], folder: Path) -> None:
+    first = images[0]
+    for image in images[1:]:
+        if image.shape != first.shape:
+            raise ValueError(f"Mask {image.file.name} is {image.shape[1]}x{image.shape[0]} but {first.file.name} is "
+                             f"{first.shape[1]}x{first.shape[0]} (WxH, in {folder}); all masks of a clip must have "
+                             "one size: re-export them at the frame size.")
+
+
+# -- grey levels (binary) ----------------------------------------------------------------------------------------
+
+def _grey_levels(image: _MaskImage, scale16: bool) -> np.ndarray:
+    """``[H, W]`` uint8 grey levels as the authors read them (16-bit values above 255 scaled, not clipped)."""
+    if image.wide:
+        values = image.grey.astype(np.float64)
+        return (np.round(values / 257) if scale16 else np.minimum(values, 255)).astype(np.uint8)
+    return image.grey
+
+
+def _binary(images: list[_MaskImage], uses_alpha: bool, scale16: bool) -> np.ndarray:
+    """``[T, H, W]`` bool: alpha > 128 (alpha masks), 1 (0/1 masks), else grey level > 128."""
+    if uses_alpha:
+        return np.stack([(image.alpha if image.alpha is not None else np.full(image.shape, 255, np.uint8))
+                         > MASK_THRESHOLD_U8 for image in images])
+    grey = np.stack([_grey_levels(image, scale16) for image in images])
+    if _zero_one(grey):
+        return grey == 1
+    return grey > MASK_THRESHOLD_U8
+
+
+def _zero_one(grey: np.ndarray) -> bool:
+    return int(grey.max()) == 1
+
+
+def _binary_reason(images: list[_MaskImage], uses_alpha: bool, scale16: bool) -> str:
+    if uses_alpha:
+        return "the alpha channel is the mask (alpha > 128)"
+    grey = np.stack([_grey_levels(image, scale16) for image in images])
+    if _zero_one(grey):
+        return "0/1 mask (1 is on)"
+    return f"grey level > {MASK_THRESHOLD_U8} as the authors read masks"
+
+
+# -- labels ------------------------------------------------------------------------------------------------------
+
+def voc_palette() -> np.ndarray:
+    """``[256, 3]`` uint8: the PASCAL VOC / DAVIS label palette (index bits spread over R, G, B from the top)."""
+    palette = np.zeros((256, 3), np.uint8)
+    for index in range(256):
+        value, r, g, b = index, 0, 0, 0
+        for bit in range(8):
+            r |= ((value >> 0) & 1) << (7 - bit)
+            g |= ((value >> 1) & 1) << (7 - bit)
+            b |= ((value >> 2) & 1) << (7 - bit)
+            value >>= 3
+        palette[index] = (r, g, b)
+    return palette
+
+
+def _colour_ids(images: list[_MaskImage]) -> dict[int, int] | None:
+    """RGB colour images: packed colour -> id (black = 0), or None when there are too many colours to be labels.
+    Images that carry labels already (palette, grey) need no table: returns ``{}``."""
+    colour_images = [image for image in images if image.rgb is not None]
+    if not colour_images:
+        return {}
+    colours: set[int] = set()
+    for image in colour_images:
+        colours.update(np.unique(_pack(image.rgb)).tolist())
+        if len(colours) > MAX_COLOURS:
+            return None
+    colours.discard(0)
+    voc = {int(c): i for i, c in enumerate(_pack(voc_palette()[None])[0]) if i}
+    if all(c in voc for c in colours):
+        return {c: voc[c] for c in colours}
+    return {c: i + 1 for i, c in enumerate(sorted(colours))}
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.uint32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def _label_values(image: _MaskImage, colour_ids: dict[int, int]) -> np.ndarray:
+    """``[H, W]`` uint16 ids of one file."""
+    if image.labels is not None:
+        return image.labels.astype(np.uint16)
+    packed = _pack(image.rgb)
+    ids = np.zeros(packed.shape, np.uint16)
+    for colour, object_id in colour_ids.items():
+        ids[packed == colour] = object_id
+    return ids
+
+
+def _id_colour(images: list[_MaskImage], object_id: int, colour_ids: dict[int, int]) -> tuple[int, int, int]:
+    for image in images:
+        if image.palette is not None:
+            return tuple(int(v) for v in image.palette[object_id])
+    for colour, value in (colour_ids or {}).items():
+        if value == object_id:
+            return (colour >> 16) & 255, (colour >> 8) & 255, colour & 255
+    return (object_id, object_id, object_id) if object_id < 256 else (255, 255, 255)
+
+
+def _objects(values: np.ndarray, colours) -> list[MaskObject]:
+    """Every non-zero id of ``[T, H, W]`` values with its pixel counts."""
+    frame_pixels = values.shape[1] * values.shape[2]
+    flat = values.reshape(values.shape[0], -1)
+    per_frame = [np.bincount(frame, minlength=1) for frame in flat]
+    length = max(len(c) for c in per_frame)
+    counts = np.stack([np.pad(c, (0, length - len(c))) for c in per_frame])  # [T, ids]
+    objects = []
+    for object_id in np.flatnonzero(counts.sum(axis=0)):
+        if object_id == 0:
+            continue
+        column = counts[:, object_id]
+        objects.append(MaskObject(int(object_id), int(column.sum()), int((column > 0).sum()),
+                                  float(column.max()) / frame_pixels, colours(int(object_id))))
+    return objects
+
+
+def _is_grey(colour: tuple[int, int, int]) -> bool:
+    return max(colour) - min(colour) <= GREY_TOLERANCE
+
+
+def _label_source(images: list[_MaskImage]) -> str:
+    kinds = sorted({"palette indices" if image.palette is not None else
+                    "colours" if image.rgb is not None else "grey values" for image in images})
+    return " and ".join(kinds) + " are object ids"
+
+
+# -- auto --------------------------------------------------------------------------------------------------------
+
+def _decide(images: list[_MaskImage], uses_alpha: bool, scale16: bool, colour_ids) -> tuple[str, str]:
+    """``auto``: ("labels" | "binary", reason) from the evidence described in the module docstring."""
+    if uses_alpha:
+        return "binary", "transparency is used, so the alpha channel is the mask (alpha > 128)"
+    if colour_ids is None:
+        return "binary", (f"more than {MAX_COLOURS} distinct colours (grey levels, anti-aliasing or compression "
+                          f"noise), so grey level > {MASK_THRESHOLD_U8} as the authors read masks")
+    grey = np.stack([_grey_levels(image, scale16) for image in images])
+    if _zero_one(grey):
+        return "binary", "0/1 mask (1 is on)"
+    labels = np.stack([_label_values(image, colour_ids) for image in images])
+    objects = _objects(labels, lambda i: _id_colour(images, i, colour_ids))
+    real = [o for o in objects if not o.tiny]
+    if not real:
+        return "binary", (f"no label value covers {100 * MIN_OBJECT_FRACTION:g}% of a frame, so grey level > "
+                          f"{MASK_THRESHOLD_U8} as the authors read masks")
+    coloured = [o for o in real if not _is_grey(o.colour)]
+    nothing_visible = not (grey > MASK_THRESHOLD_U8).any()
+    if not coloured and not nothing_visible:
+        what = "palette colours" if any(image.palette is not None for image in images) else "values"
+        return "binary", (f"the {what} in use are shades of grey (a grey-level mask, {len(objects)} levels), so "
+                          f"grey level > {MASK_THRESHOLD_U8} as the authors read masks")
+    if len(real) > MAX_LABEL_OBJECTS:
+        return "binary", (f"{len(real)} label values cover a real region, more than the {MAX_LABEL_OBJECTS} "
+                          f"objects a label image holds, so grey level > {MASK_THRESHOLD_U8}")
+    evidence = (f"{len(coloured)} distinct label colours" if coloured else
+                f"no pixel is brighter than {MASK_THRESHOLD_U8}, so the values are ids")
+    tiny = len(objects) - len(real)
+    extra = f", {tiny} tiny ids left out" if tiny else ""
+    return "labels", f"{_label_source(images)}: {evidence}, {len(real)} objects{extra}"
+
+
+# -- result ------------------------------------------------------------------------------------------------------
+
+def _build(images, folder, chosen, reason, uses_alpha, scale16, colour_ids) -> MaskFolder:
+    files = [image.file for image in images]
+    if chosen == "binary":
+        values = _binary(images, uses_alpha, scale16)
+        objects = _objects(values.astype(np.uint8), lambda i: None)
+        objects = [MaskObject(0, o.pixels, o.frames, o.max_fraction) for o in objects]
+        return MaskFolder(folder, files, "binary", reason, values, objects)
+    if uses_alpha:
+        values = np.stack([np.where(image.alpha > MASK_THRESHOLD_U8, _label_values(image, colour_ids), 0)
+                           if image.alpha is not None else _label_values(image, colour_ids) for image in images])
+    else:
+        values = np.stack([_label_values(image, colour_ids) for image in images])
+    objects = _objects(values, lambda i: _id_colour(images, i, colour_ids))
+    return MaskFolder(folder, files, "labels", reason, values.astype(np.uint16), objects)
+
+
+def _log(result: MaskFolder, level: int) -> None:
+    logger.log(level, "%s", result.describe())
+    if result.tiny_ids:
+        tiny = "; ".join(o.describe() for o in result.objects if o.tiny)
+        if result.format == "binary":
+            logger.warning("The mask in %s covers less than %g%% of the frame in every frame (%s); check that "
+                           "this is the object you mean (mask_format %s: %s).", result.folder,
+                           100 * MIN_OBJECT_FRACTION, tiny, result.format, result.reason)
+        else:
+            logger.warning("Label ids in %s cover less than %g%% of the frame in every frame and are not taken as "
+                           "objects (edge fringes or stray pixels?): %s. Select one by its id to use it anyway.",
+                           result.folder, 100 * MIN_OBJECT_FRACTION, tiny)
+
+
+# -- earlier interface (callers move to read_mask_folder / MaskFolder) -------------------------------------------
+
+def load_mask_values(folder: Path, files: list[Path], mask_format: str = "auto") -> tuple[MaskFolder, bool]:
+    """Deprecated pair interface: ``(MaskFolder, is_labels)``; use `read_mask_files`."""
+    result = read_mask_files(files, mask_format, folder)
+    return result, result.format == "labels"
+
+
+def object_ids(values: MaskFolder, labels: bool = False) -> list[int]:
+    """The objects to process by default (``[0]`` for a binary mask with any pixel on)."""
+    return values.ids
+
+
+def select_object(values: MaskFolder, labels: bool, object_id: int, folder: Path | None = None) -> np.ndarray:
+    """``MaskFolder.select``."""
+    return values.select(object_id)
