@@ -1,4 +1,4 @@
-"""Reading and writing frames: image folders and video files (video through PyAV, which ComfyUI installs).
+"""Reading and writing frames: image folders and video files (video through PyAV, a dependency; ComfyUI has it too).
 
 Frames are ``[T, H, W, 3]`` uint8 tensors.
 """
@@ -6,6 +6,7 @@ Frames are ``[T, H, W, 3]`` uint8 tensors.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,29 @@ def read_frames(source, start: int = 0, count: int = 0, step: int = 1) -> torch.
     raise ValueError(f"{path} is neither a folder of images nor a video file ({', '.join(VIDEO_EXTENSIONS)}).")
 
 
+def frame_rate(source) -> float | None:
+    """Frames per second of a video file (its stream's average rate); None for a folder of images, which has none."""
+    path = Path(source).expanduser()
+    if not (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS):
+        return None
+    av = _require_av("read video files")
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    except (av.FFmpegError, IndexError) as err:
+        raise ValueError(f"Cannot read the frame rate of {path} ({err}); convert it to MP4/H.264.") from err
+    return float(rate) if rate else None
+
+
+def output_frame_rate(source_rate: float | None, every: int, default: float) -> float:
+    """Frame rate of written videos: the source's rate divided by the frame skip ``every`` (so a result plays as
+    long as the source), or ``default`` when the source has no rate (image folders)."""
+    if every < 1:
+        raise ValueError(f"every must be at least 1, got {every}.")
+    return source_rate / every if source_rate else float(default)
+
+
 def write_png_frames(folder: Path, frames: torch.Tensor) -> list[Path]:
     """Writes ``[T, H, W, 3]`` or ``[T, H, W]`` uint8 frames as ``00000.png``, ``00001.png``, ..."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,13 +89,17 @@ def write_png_frames(folder: Path, frames: torch.Tensor) -> list[Path]:
     return paths
 
 
-def write_animation(path: Path, frames: torch.Tensor, fps: int = 8, crf: int = 16) -> Path:
-    """Writes uint8 frames as an animated GIF (Pillow) or an H.264 MP4 (PyAV, quality ``crf``), by the extension."""
+def write_animation(path: Path, frames: torch.Tensor, fps: float = 8, crf: int = 16) -> Path:
+    """Writes uint8 frames as an animated GIF (Pillow) or an H.264 MP4 (PyAV, quality ``crf``), by the extension.
+
+    ``fps`` may be fractional (29.97 / 2); GIF frame times are whole milliseconds."""
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [np.asarray(f) for f in frames.cpu().numpy()]
     if path.suffix.lower() == ".gif":
         images = [Image.fromarray(a) for a in arrays]
-        images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
         return path
     if path.suffix.lower() == ".mp4":
         _encode_mp4(path, arrays, fps, crf)
@@ -96,11 +124,11 @@ def _decode_video(path: Path) -> list[np.ndarray]:
         raise ValueError(f"Cannot decode video {path} ({err}); convert it to MP4/H.264 or a folder of PNGs.") from err
 
 
-def _encode_mp4(path: Path, arrays: list[np.ndarray], fps: int, crf: int) -> None:
+def _encode_mp4(path: Path, arrays: list[np.ndarray], fps: float, crf: int) -> None:
     av = _require_av("write MP4 files")
     height, width = arrays[0].shape[:2]
     with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = width - width % 2, height - height % 2  # yuv420p needs even sizes
         stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf)}
         for array in arrays:
@@ -114,5 +142,6 @@ def _require_av(purpose: str):
     try:
         import av
     except ImportError as err:
-        raise RuntimeError(f"PyAV is needed to {purpose}: pip install av (ComfyUI already has it).") from err
+        raise RuntimeError(f"PyAV is needed to {purpose}: pip install av (a dependency of this pack; ComfyUI has "
+                           "it too).") from err
     return av
