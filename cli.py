@@ -26,6 +26,8 @@ from .models.io.mask_files import load_mask_values, object_ids, select_object
 from .models.io.media import image_files, read_frames, select_range, write_animation, write_png_frames
 from .nodes.comfy_bridge import PRECISIONS, model_folders, resolve_dtype
 
+from .benchmark_cli import add_benchmark_parser
+
 logger = logging.getLogger("diffusion_vas")
 EXAMPLE = Path(__file__).resolve().parent / "example_clips" / "synthetic_occlusion"
 
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             args.frames, args.masks, args.object_ids = EXAMPLE / "rgb", EXAMPLE / "modal", None
-        run(args)
+        getattr(args, "handler", run)(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"diffusion-vas: error: {err}", file=sys.stderr)
         return 1
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser = commands.add_parser("demo", help="run on the bundled example clip (example_clips/synthetic_occlusion)")
     for sub in (run_parser, demo_parser):
         _add_common(sub)
+    add_benchmark_parser(commands)
     return parser
 
 

@@ -5,6 +5,9 @@ decoding needs ``pycocotools`` (``pip install 'diffusion-vas[datasets]'``).
 """
 
 from .clip import AmodalClip, modal_box
+from .movi import MoviAnnotations, read_movi
 from .sailvos import SailVosAnnotations, read_complete_objects, read_sailvos
+from .tao_amodal import TaoAmodalAnnotations, read_tao_amodal
 
-__all__ = ["AmodalClip", "modal_box", "SailVosAnnotations", "read_sailvos", "read_complete_objects"]
+__all__ = ["AmodalClip", "modal_box", "SailVosAnnotations", "read_sailvos", "read_complete_objects",
+           "TaoAmodalAnnotations", "read_tao_amodal", "MoviAnnotations", "read_movi"]
