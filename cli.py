@@ -19,12 +19,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .models import SamplingOptions, complete_content, load_pipeline, predict_amodal_masks
-from .models.depth.estimator import HF_MODELS, download_depth_model, estimate_depth, load_depth_model, normalize_depth
-from .models.io.hub import AMODAL_SEGMENTATION, CONTENT_COMPLETION, find_checkpoint
+from .models import DEFAULT_SIZE, SamplingOptions, complete_content, load_pipeline, predict_amodal_masks
+from .models.depth.estimator import estimate_depth, load_depth_model, normalize_depth
+from .models.host import (
+    AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH, DEPTH_MODELS, DIFFUSION_VAS, PRECISIONS,
+    check_obtainable, resolve_checkpoint, resolve_depth_model, resolve_device, resolve_dtype,
+)
 from .models.io.mask_files import load_mask_values, object_ids, select_object
 from .models.io.media import image_files, read_frames, select_range, write_animation, write_png_frames
-from .nodes.comfy_bridge import PRECISIONS, model_folders, resolve_dtype
 
 from .benchmark_cli import add_benchmark_parser
 
@@ -69,16 +71,23 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage2", default=CONTENT_COMPLETION,
                         help="content-completion checkpoint: folder or published name (default: %(default)s)")
     depth = parser.add_mutually_exclusive_group()
-    depth.add_argument("--depth-model", default=HF_MODELS[-1],
+    depth.add_argument("--depth-model", default=DEFAULT_DEPTH_MODEL,
                        help="Depth Anything V2: folder, .pth/.safetensors file or one of "
-                            f"{', '.join(HF_MODELS)} (default: %(default)s)")
+                            f"{', '.join(DEPTH_MODELS)} (default: %(default)s)")
     depth.add_argument("--depth", type=Path, help="folder of depth images instead of the depth model (brighter = nearer)")
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=23, help="random seed; stage 2 uses seed + 6 (default: %(default)s)")
-    parser.add_argument("--size", default="256x512", help="processing HEIGHTxWIDTH, multiples of 64 (default: %(default)s)")
-    parser.add_argument("--guidance", type=float, default=1.5, help="guidance scale (default: %(default)s)")
-    parser.add_argument("--window", type=int, default=25, help="frames per window (default: %(default)s)")
-    parser.add_argument("--overlap", type=int, default=8, help="frames shared by windows (default: %(default)s)")
+    amodal, content = SamplingOptions.for_stage("amodal"), SamplingOptions.for_stage("content")
+    parser.add_argument("--steps", type=int, default=amodal.num_inference_steps,
+                        help="denoising steps (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=amodal.seed, help="stage-1 random seed (default: %(default)s)")
+    parser.add_argument("--content-seed", type=int, default=content.seed,
+                        help="stage-2 random seed (default: %(default)s; the reference's pair is 23 / 29)")
+    parser.add_argument("--size", default="x".join(map(str, DEFAULT_SIZE)),
+                        help="processing HEIGHTxWIDTH, multiples of 64 (default: %(default)s)")
+    parser.add_argument("--guidance", type=float, default=amodal.guidance_scale,
+                        help="guidance scale (default: %(default)s)")
+    parser.add_argument("--window", type=int, default=amodal.window, help="frames per window (default: %(default)s)")
+    parser.add_argument("--overlap", type=int, default=amodal.overlap,
+                        help="frames shared by windows (default: %(default)s)")
     parser.add_argument("--start", type=int, default=0, help="first frame (default: 0)")
     parser.add_argument("--count", type=int, default=0, help="number of frames, 0 = all (default: 0)")
     parser.add_argument("--every", type=int, default=1, help="take every n-th frame (default: 1)")
@@ -91,8 +100,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     size = parse_size(args.size)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
+    check_models(args)
     frames = read_frames(args.frames, args.start, args.count, args.every)
     objects = read_objects(args.masks, args.object_ids, args.start, args.count, args.every)
     if objects[1].shape[1:] != frames.shape[:3]:
@@ -104,20 +114,31 @@ def run(args: argparse.Namespace) -> None:
                 frames.shape[1], frames.shape[2], ids, size[0], size[1], device, dtype)
 
     depth = read_depth(args, frames, device, dtype)
-    options = SamplingOptions(seed=args.seed, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                              window=args.window, overlap=args.overlap)
+    shared = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, window=args.window,
+                  overlap=args.overlap)
     stage1 = load_pipeline(resolve_checkpoint(args.stage1), device, dtype)
     with _progress("stage 1: amodal masks") as bar:
-        amodal = predict_amodal_masks(stage1, modal, depth, size, options, callback=bar)
+        amodal = predict_amodal_masks(stage1, modal, depth, size,
+                                      SamplingOptions.for_stage("amodal", seed=args.seed, **shared), callback=bar)
     del stage1
     content = None
     if not args.masks_only:
         stage2 = load_pipeline(resolve_checkpoint(args.stage2), device, dtype)
-        options.seed = args.seed + 6  # the reference demo's seed pair is 23 / 29
         with _progress("stage 2: content completion") as bar:
-            content = complete_content(stage2, frames, modal, amodal.masks, size, options, callback=bar)
+            content = complete_content(stage2, frames, modal, amodal.masks, size,
+                                       SamplingOptions.for_stage("content", seed=args.content_seed, **shared),
+                                       callback=bar)
     write_results(args.out, frames, ids, amodal.masks, content.rgb if content else None, args.fps)
     logger.info("results written to %s", args.out)
+
+
+def check_models(args: argparse.Namespace) -> None:
+    """Every model the run needs is on disk or downloadable, checked before any heavy work."""
+    needed = [(DIFFUSION_VAS, args.stage1)] + ([] if args.masks_only else [(DIFFUSION_VAS, args.stage2)])
+    if args.depth is None:
+        needed.append((DEPTH, args.depth_model))
+    for kind, name in needed:
+        logger.info("model %s", check_obtainable(kind, name))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -127,11 +148,9 @@ def parse_size(text: str) -> tuple[int, int]:
         raise ValueError(f"--size {text!r}: write HEIGHTxWIDTH, e.g. 256x512.") from None
     if height <= 0 or width <= 0 or height % 8 or width % 8:
         raise ValueError(f"--size {text!r}: both sides must be positive multiples of 8 (64 for the real model).")
+    if height % 64 or width % 64:
+        logger.warning("--size %s is not a multiple of 64; the published checkpoints need one.", text)
     return height, width
-
-
-def resolve_checkpoint(name: str) -> Path:
-    return find_checkpoint(name, model_folders("diffusion_vas"))
 
 
 def read_objects(folder: Path, wanted: list[int] | None, start: int, count: int, step: int):
@@ -158,15 +177,7 @@ def read_depth(args, frames: torch.Tensor, device, dtype) -> torch.Tensor:
             raise ValueError(f"--depth gives {tuple(depth.shape)} frames; it needs {tuple(frames.shape[:3])} "
                              "(one depth image per frame, at the frame size).")
         return normalize_depth(depth, "clip")
-    path = Path(args.depth_model).expanduser()
-    if not path.exists():
-        if args.depth_model not in HF_MODELS:
-            raise FileNotFoundError(f"--depth-model {args.depth_model}: no such file or folder, and not one of "
-                                    f"{', '.join(HF_MODELS)}.")
-        folder = model_folders("depthanything")[0]
-        path = folder / args.depth_model
-        if not (path / "config.json").is_file():
-            path = download_depth_model(args.depth_model, folder)
+    path = resolve_depth_model(args.depth_model)
     estimator = load_depth_model(path, device, dtype)
     with _progress("pseudo-depth") as bar:
         return estimate_depth(estimator, frames, "clip", callback=bar)
@@ -215,5 +226,6 @@ class _progress:
             self.bar.close()
 
 
-if __name__ == "__main__":
+
+if __name__ == "__main__":  # `python -m diffusion_vas.cli ...`, as `accelerate launch -m diffusion_vas.cli` runs it
     sys.exit(main())

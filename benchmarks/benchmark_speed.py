@@ -153,7 +153,7 @@ def checkpoints(stage1, stage2, lengths, steps, size, device, dtype, repeats) ->
             amodal = result.masks_processed
             rows.append(("stage 1", length, *row))
         if "stage 2" in pipes:
-            options = SamplingOptions(seed=29, num_inference_steps=steps)
+            options = SamplingOptions.for_stage("content", num_inference_steps=steps)
             _, row = _measure(lambda: complete_content(pipes["stage 2"], clip.rgb, clip.modal, amodal, size,
                                                        options), device, repeats)
             rows.append(("stage 2", length, *row))

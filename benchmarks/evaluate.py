@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
             write_clip(clip, args.save_clips / clip.name)
         clips = args.save_clips
     stage1 = SamplingOptions(num_inference_steps=args.steps)
-    stage2 = SamplingOptions(seed=29, num_inference_steps=args.steps)
+    stage2 = SamplingOptions.for_stage("content", num_inference_steps=args.steps)
     result = run_evaluation(
         args.stage1, clips, count=args.count, seed=args.seed, spec=spec, stage2_path=args.stage2, size=args.size,
         stage1_options=stage1, stage2_options=stage2, device=device, dtype=getattr(torch, dtype_name),

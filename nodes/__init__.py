@@ -2,6 +2,11 @@
 
 from importlib import import_module
 
+from ..models.host import DEPTH, DIFFUSION_VAS
+from .comfy_bridge import install
+
+install((DIFFUSION_VAS.folder, DEPTH.folder))  # inside ComfyUI: its services answer the engine's host questions
+
 # Each module defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS; listed in pipeline order.
 _NODE_MODULES = ("loader", "masks", "depth", "stages", "composite", "evaluate")
 

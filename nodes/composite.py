@@ -10,7 +10,7 @@ import re
 
 
 from ..models.editing.composite import MODES, composite_edit
-from .masks import unstack_objects
+from .adapters import unstack_objects
 
 _STACKING = "For several objects, stack N*T frames object by object (object 0's T frames, then object 1's, ...)."
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")

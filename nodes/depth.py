@@ -3,71 +3,31 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..models.depth.estimator import (
-    HF_MODELS, INPUT_SIZE, NORMALIZATIONS, PATCH_SIZE, DepthEstimator, download_depth_model, load_depth_model,
-    normalize_depth,
+    INPUT_SIZE, NORMALIZATIONS, PATCH_SIZE, DepthEstimator, load_depth_model, normalize_depth,
 )
-from ..models.depth.checkpoint import OFFICIAL_SUFFIXES
-from .comfy_bridge import (
-    PRECISIONS, ManagedModels, ProgressReporter, model_folders, register_model_folder, resolve_dtype, torch_device,
+from ..models.host import (
+    DEFAULT_DEPTH_MODEL, DEPTH, PRECISIONS, available_models, get_host, resolve_depth_model, resolve_dtype,
 )
+from .adapters import depth_image_frames
+from .comfy_bridge import ManagedModels
 
 logger = logging.getLogger(__name__)
 
-MODEL_KIND = "depthanything"
-DEFAULT_MODEL = "Depth-Anything-V2-Large-hf"
-_SINGLE_FILE = re.compile(r"depth.?anything.?v2", re.IGNORECASE)
-
-register_model_folder(MODEL_KIND)
+MODEL_KIND = DEPTH.folder
+DEFAULT_MODEL = DEFAULT_DEPTH_MODEL
 
 _loaded: dict[tuple, tuple[DepthEstimator, ManagedModels]] = {}  # at most one model, reused across runs
 
 
-def available_models() -> list[str]:
-    """The downloadable names, then folders with ``config.json`` and authors'-layout files in the model folders."""
-    found = []
-    for folder in model_folders(MODEL_KIND):
-        if not folder.is_dir():
-            continue
-        for entry in sorted(folder.iterdir()):
-            if entry.is_dir() and (entry / "config.json").is_file():
-                found.append(entry.name)
-            elif (entry.is_file() and entry.suffix in OFFICIAL_SUFFIXES and _SINGLE_FILE.search(entry.name)
-                  and "metric" not in entry.name.lower()):
-                found.append(entry.name)
-    return list(dict.fromkeys([*HF_MODELS, *found]))
-
-
-def resolve_model(name: str) -> Path:
-    """Absolute path, or a name in the model folders; the ``*-hf`` names are downloaded on first use."""
-    path = Path(name).expanduser()
-    if path.is_absolute():
-        if not path.exists():
-            raise FileNotFoundError(f"model: {path} does not exist; give an existing folder or file.")
-        return path
-    folders = model_folders(MODEL_KIND)
-    for folder in folders:
-        candidate = folder / name
-        if candidate.exists() and (name not in HF_MODELS or (candidate / "model.safetensors").is_file()):
-            return candidate
-    if name in HF_MODELS:
-        return download_depth_model(name, folders[0])
-    raise FileNotFoundError(
-        f"model: {name!r} is not in {', '.join(str(f) for f in folders)}; put the folder or file there, "
-        f"or pick one of {', '.join(HF_MODELS)}."
-    )
-
-
 def get_estimator(name: str, precision: str) -> tuple[DepthEstimator, ManagedModels]:
     """The loaded model for ``name`` at ``precision``, reused while the key (path, dtype, device) stays the same."""
-    device = torch_device()
-    path = resolve_model(name)
+    device = get_host().torch_device()
+    path = resolve_depth_model(name)
     dtype = resolve_dtype(precision, device)
     key = (str(path.resolve()), dtype, str(device))
     if key not in _loaded:
@@ -76,29 +36,6 @@ def get_estimator(name: str, precision: str) -> tuple[DepthEstimator, ManagedMod
         _loaded[key] = (estimator, ManagedModels(estimator.modules, device))
         logger.info("PseudoDepth: loaded %s (%s)", path, dtype)
     return _loaded[key]
-
-
-def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str) -> torch.Tensor:
-    """A depth IMAGE ``[T, h, w, C]`` (or MASK ``[T, h, w]``) -> ``[T, H, W]``: channel mean, bilinear to ``size``."""
-    if torch.is_tensor(depth) and depth.ndim == 3:
-        depth = depth[..., None]
-    if not torch.is_tensor(depth) or depth.ndim != 4:
-        shape = tuple(depth.shape) if torch.is_tensor(depth) else type(depth).__name__
-        raise ValueError(f"depth: expected an IMAGE [frames, height, width, channels], got {shape}.")
-    depth = depth.float()
-    if not torch.isfinite(depth).all():
-        raise ValueError("depth contains NaN or infinite values; check the node that made it.")
-    spread = (depth.amax(dim=-1) - depth.amin(dim=-1)).max().item()
-    if spread > 0.05:
-        logger.warning(
-            "%s: the depth input is coloured (channels differ by up to %.2f); using the channel mean. "
-            "Feed grayscale depth (near = bright), not a colour map.", node, spread,
-        )
-    depth = depth.mean(dim=-1)
-    if tuple(depth.shape[1:]) != tuple(size):
-        logger.info("%s: resizing depth from %s to %s", node, tuple(depth.shape[1:]), tuple(size))
-        depth = F.interpolate(depth[:, None], size, mode="bilinear", align_corners=False)[:, 0]
-    return depth
 
 
 def external_depth(depth: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
@@ -128,7 +65,7 @@ class PseudoDepth:
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": "Video frames (RGB)."}),
-                "model": (available_models(), {
+                "model": (available_models(DEPTH), {
                     "default": DEFAULT_MODEL,
                     "tooltip": "Depth Anything V2: a folder (transformers) or official .pth/.safetensors file in "
                                "models/depthanything, or an absolute path. The *-hf models download on first use "
@@ -163,7 +100,7 @@ class PseudoDepth:
     @classmethod
     def VALIDATE_INPUTS(cls, model):
         path = Path(model).expanduser()
-        if model in available_models() or (path.is_absolute() and path.exists()):
+        if model in available_models(DEPTH) or (path.is_absolute() and path.exists()):
             return True
         return f"model: {model!r} is neither in models/{MODEL_KIND} nor an existing absolute path."
 
@@ -175,12 +112,9 @@ class PseudoDepth:
             raw = external_depth(depth, images)
         else:
             estimator, managed = get_estimator(model, precision)
-            managed.load()
-            try:
-                raw = estimator.predict(images, batch_size, ProgressReporter(images.shape[0], "PseudoDepth"),
+            with managed.managed():
+                raw = estimator.predict(images, batch_size, get_host().progress(images.shape[0], "PseudoDepth"),
                                         input_size)
-            finally:
-                managed.release()
         normalized = normalize_depth(raw, normalization)
         return (normalized[..., None].expand(-1, -1, -1, 3).contiguous(),)
 

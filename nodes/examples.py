@@ -5,7 +5,8 @@ For each clip ``example_clips/<clip>/`` (``rgb/*.png`` frames, ``modal/*.png`` m
 * the clip folder is copied to ``<input>/diffusion_vas_examples/<clip>/`` (read by ``LoadModalMasks``);
 * its ``rgb/`` frames are encoded as ``<input>/diffusion_vas_<clip>.mp4`` (H.264, for core ``LoadVideo``).
 
-Runs once when the pack is imported inside ComfyUI; outside ComfyUI (tests, scripts) it does nothing. Files the
+Runs the first time ComfyUI asks for ``LoadModalMasks``' inputs (never at import); outside ComfyUI (tests,
+scripts) it does nothing. Files the
 user already has are never overwritten; a failure is logged and never stops the pack from loading.
 """
 
@@ -16,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from ..models.io.media import read_frames, write_animation
-from .comfy_bridge import input_directory
+from ..models.host import get_host
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,15 @@ def encode_video(frames_folder: Path, target: Path, fps: int = VIDEO_FPS) -> Non
     partial.replace(target)
 
 
+_installed: set[Path] = set()
+
+
 def install_examples() -> None:
-    """Places every example clip in ComfyUI's input folder (see the module docstring)."""
-    input_dir = input_directory()
-    if input_dir is None or not EXAMPLES_DIR.is_dir():
+    """Places every example clip in ComfyUI's input folder (see the module docstring); once per input folder."""
+    input_dir = get_host().input_directory()
+    if input_dir is None or input_dir in _installed or not EXAMPLES_DIR.is_dir():
         return
+    _installed.add(input_dir)
     for clip in sorted(p for p in EXAMPLES_DIR.iterdir() if (p / "rgb").is_dir()):
         folder, video = input_dir / INPUT_SUBFOLDER / clip.name, input_dir / example_video_name(clip.name)
         try:

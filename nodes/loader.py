@@ -9,6 +9,7 @@ them to the GPU before each stage run (`DiffusionVASModel.prepare`) and off it w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +17,17 @@ from pathlib import Path
 import torch
 
 from ..models import DiffusionVASPipeline, load_pipeline
-from ..models.io.hub import AMODAL_SEGMENTATION, CONTENT_COMPLETION, PUBLISHED, find_checkpoint, is_checkpoint
-from .comfy_bridge import PRECISIONS, ManagedModels, model_folders, register_model_folder, resolve_dtype, torch_device
+from ..models.host import (
+    AMODAL_SEGMENTATION, CONTENT_COMPLETION, DIFFUSION_VAS, PRECISIONS, available_models, get_host, is_checkpoint,
+    resolve_checkpoint, resolve_dtype,
+)
+from .comfy_bridge import ManagedModels
 
 logger = logging.getLogger(__name__)
 
-MODEL_KIND = "diffusion_vas"
+MODEL_KIND = DIFFUSION_VAS.folder
+PUBLISHED = tuple(DIFFUSION_VAS.published)
 STAGES = {"segmentation": AMODAL_SEGMENTATION, "completion": CONTENT_COMPLETION}
-
-register_model_folder(MODEL_KIND)
 
 
 @dataclass
@@ -51,26 +54,21 @@ class DiffusionVASModel:
                 f"{STAGES[stage]!r} in the DiffusionVASLoader connected to {node}."
             )
 
-    def prepare(self) -> DiffusionVASPipeline:
-        """Places the modules on the compute device through ComfyUI (which may unload other models first)."""
-        device = self.managed.load()
-        return self.pipeline.to(device)
+    @contextlib.contextmanager
+    def prepared(self):
+        """The pipeline on the compute device for one node call (placed through ComfyUI's model management,
+        which may unload other models first)."""
+        with self.managed.managed() as device:
+            yield self.pipeline.to(device)
 
 
 _cache: dict[tuple[str, torch.dtype], DiffusionVASModel] = {}  # one entry per checkpoint folder
 
 
-def available_models() -> list[str]:
-    """The published names, then every checkpoint folder found in the registered model folders."""
-    found = [entry.name for folder in model_folders(MODEL_KIND) if folder.is_dir()
-             for entry in sorted(folder.iterdir()) if entry.is_dir() and is_checkpoint(entry)]
-    return list(dict.fromkeys([*PUBLISHED, *found]))
-
-
 def get_model(name: str, precision: str) -> DiffusionVASModel:
     """The loaded checkpoint for ``name`` at ``precision``, reused while (path, dtype) stays the same."""
-    path = find_checkpoint(name, model_folders(MODEL_KIND))
-    device = torch_device()
+    path = resolve_checkpoint(name)
+    device = get_host().torch_device()
     dtype = resolve_dtype(precision, device)
     key = (str(path.resolve()), dtype)
     if key not in _cache:
@@ -98,7 +96,7 @@ class DiffusionVASLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": (available_models(), {
+                "model": (available_models(DIFFUSION_VAS), {
                     "default": AMODAL_SEGMENTATION,
                     "tooltip": "Checkpoint folder in models/diffusion_vas (or an absolute path). The two published "
                                "checkpoints download on first use.",
@@ -113,7 +111,7 @@ class DiffusionVASLoader:
     @classmethod
     def VALIDATE_INPUTS(cls, model):
         path = Path(model).expanduser()
-        if model in available_models() or (path.is_absolute() and is_checkpoint(path)):
+        if model in available_models(DIFFUSION_VAS) or (path.is_absolute() and is_checkpoint(path)):
             return True
         return f"model: {model!r} is neither a checkpoint folder in models/{MODEL_KIND} nor an absolute path to one."
 

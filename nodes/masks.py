@@ -1,15 +1,11 @@
-"""Masks in ComfyUI: the ``LoadModalMasks`` node (a folder of mask images -> MASK) and the normalization of MASK
-inputs for the stage nodes.
-
-ComfyUI has no object axis: several objects travel as one MASK batch of ``N * T`` frames stacked object by object
-(object 0's ``T`` frames, then object 1's, ...), ``T`` being the frame count of the clip.
+"""The ``LoadModalMasks`` node: a folder of mask images -> MASK.
 
 Mask files are taken in natural name order and read by `models.io.mask_files`: palette PNGs and 16/32-bit label
 images carry object ids; 8-bit grayscale, RGB and 1-bit images are binary masks (on above 127) unless the
 brightest value in the folder is below 128 (a grayscale label image).
 
-Importing this module inside ComfyUI places the shipped example clips in the input folder (`example_clips`), so the
-default folder works in a fresh install.
+The first time ComfyUI asks for this node's inputs, the shipped example clips are placed in its input folder
+(`examples.install_examples`), so the default folder works in a fresh install.
 """
 
 from __future__ import annotations
@@ -23,18 +19,12 @@ import torch
 from ..models.stages.conditions import resize_masks_nearest
 from ..models.io.mask_files import load_mask_values, select_object
 from ..models.io.media import IMAGE_EXTENSIONS, image_files, select_range
-from .comfy_bridge import input_directory
+from ..models.host import get_host
 from .examples import example_folder, install_examples
 
 logger = logging.getLogger(__name__)
 
-OBJECT_STACKING = (
-    "Several objects: stack their masks object by object (object 0's frames, then object 1's, ...) into one "
-    "batch of N x frames, e.g. with core Batch Masks."
-)
 EXAMPLE_MASKS = example_folder("synthetic_occlusion", "modal")
-
-install_examples()  # inside ComfyUI: the example clips into the input folder, for the default folder above
 
 
 def resolve_folder(folder: str) -> Path:
@@ -44,7 +34,7 @@ def resolve_folder(folder: str) -> Path:
         raise ValueError("folder: give a folder of mask images (relative to ComfyUI's input folder, or absolute).")
     path = Path(text).expanduser()
     if not path.is_absolute():
-        path = (input_directory() or Path.cwd()) / path
+        path = (get_host().input_directory() or Path.cwd()) / path
     if not path.is_dir():
         raise ValueError(f"folder: {path} is not a folder; give a folder of mask images (relative to ComfyUI's "
                          "input folder, or absolute).")
@@ -57,43 +47,6 @@ def select_files(folder: Path, start_frame: int, frame_count: int, every_nth: in
     if not files:
         raise ValueError(f"folder: {folder} has no mask images ({', '.join(IMAGE_EXTENSIONS)}).")
     return select_range(files, start_frame, frame_count, every_nth, f"masks in {folder}")
-
-
-def unstack_objects(batch: torch.Tensor, frames: int, name: str, reference: str) -> torch.Tensor:
-    """A ComfyUI batch ``[N * T, ...]`` (a MASK ``[H, W]`` is one frame) -> ``[N, T, ...]``, object by object."""
-    if batch.ndim == 2:
-        batch = batch[None]
-    if batch.shape[0] % frames:
-        raise ValueError(
-            f"{name} has {batch.shape[0]} frames, not a multiple of the {frames} frames of {reference}: give one "
-            f"per frame of {reference} (same start, count and frame skip). {OBJECT_STACKING}"
-        )
-    return batch.reshape(batch.shape[0] // frames, frames, *batch.shape[1:])
-
-
-def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -> torch.Tensor:
-    """A MASK input -> ``[N, T, H, W]`` float 0..1, ``T = frames``.
-
-    Accepts ``[H, W]``, ``[B, H, W]``, ``[B, H, W, 1]``, ``[B, 1, H, W]`` (SAM2-style nodes) with ``B = N * frames``
-    stacked object by object, ``[N, T, H, W]``, bool, uint8 (0..255) or float (0..1).
-    """
-    if not torch.is_tensor(masks):
-        raise ValueError(f"{name}: expected a MASK tensor, got {type(masks).__name__}.")
-    if masks.ndim == 4 and masks.shape[-1] == 1:
-        masks = masks[..., 0]
-    elif masks.ndim == 4 and masks.shape[1] == 1:
-        masks = masks[:, 0]
-    if masks.ndim in (2, 3):
-        masks = unstack_objects(masks, frames, name, reference)
-    if masks.ndim != 4 or masks.shape[1] != frames:
-        raise ValueError(f"{name}: expected a MASK [frames, height, width] ({frames} frames per object), got "
-                         f"shape {tuple(masks.shape)}.")
-    if masks.dtype == torch.uint8:
-        masks = masks.float() / 255
-    masks = masks.float()
-    if not torch.isfinite(masks).all():
-        raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
-    return masks
 
 
 class LoadModalMasks:
@@ -110,6 +63,7 @@ class LoadModalMasks:
 
     @classmethod
     def INPUT_TYPES(cls):
+        install_examples()  # first use inside ComfyUI: the default folder must exist before a workflow validates
         return {
             "required": {
                 "folder": ("STRING", {

@@ -4,7 +4,7 @@ out at the input size.
 ``AmodalMaskSVD`` (stage 1): visible masks + pseudo-depth -> full (amodal) object masks.
 ``AmodalContentSVD`` (stage 2): frames + visible masks + amodal masks -> the objects' full appearance.
 
-Several objects travel as ``N * T`` frames stacked object by object (see `masks.split_objects`); results keep that
+Several objects travel as ``N * T`` frames stacked object by object (see `adapters.split_objects`); results keep that
 stacking. Clips longer than ``window`` frames are denoised in overlapping windows by the engine.
 """
 
@@ -13,65 +13,75 @@ from __future__ import annotations
 import logging
 import math
 
-import torch
-
 from ..models import SamplingOptions, complete_content, predict_amodal_masks
-from ..models.stages.conditions import AMODAL_SUM_THRESHOLD, binarize_masks, resize_masks_nearest
-from .comfy_bridge import ProgressReporter
-from .depth import depth_image_frames
-from .masks import OBJECT_STACKING, split_objects
+from ..models.host import get_host
+from ..models.stages.conditions import AMODAL_SUM_THRESHOLD
+from .adapters import OBJECT_STACKING, check_same_size, depth_image_frames, frames_of, split_objects, stacked, warn_empty
 
 logger = logging.getLogger(__name__)
 
-STAGE1_SEED, STAGE2_SEED = 23, 29  # the reference demo's seeds
+# Widget -> SamplingOptions field. Defaults, and so the widgets' defaults, come from `SamplingOptions.for_stage`.
+_REQUIRED = {"seed": "seed", "steps": "num_inference_steps", "guidance_scale": "guidance_scale"}
+_OPTIONAL = {"window": "window", "overlap": "overlap", "object_batch_size": "object_batch_size",
+             "decode_chunk_size": "decode_chunk_size", "fps": "fps", "motion_bucket_id": "motion_bucket_id",
+             "noise_aug_strength": "noise_aug_strength"}
+_SIZE = {"width": 512, "height": 256}  # processing size: the authors' (DEFAULT_SIZE is (256, 512))
 
 
-def sampling_inputs(seed: int) -> dict:
-    """The required sampling widgets shared by both stage nodes (defaults: the reference's)."""
+def sampling_inputs(stage: str) -> dict:
+    """The required sampling widgets shared by both stage nodes, defaults from `SamplingOptions.for_stage`."""
+    d = SamplingOptions.for_stage(stage)
     return {
-        "seed": ("INT", {"default": seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
+        "seed": ("INT", {"default": d.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
                          "tooltip": "Random seed; every object starts from this seed."}),
-        "steps": ("INT", {"default": 25, "min": 1, "max": 200, "tooltip": "Denoising steps (reference: 25)."}),
-        "guidance_scale": ("FLOAT", {"default": 1.5, "min": 0.0, "max": 20.0, "step": 0.05,
-                                     "tooltip": "Classifier-free guidance (reference: 1.5); 1 or less turns it off."}),
-        "width": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8,
+        "steps": ("INT", {"default": d.num_inference_steps, "min": 1, "max": 200,
+                          "tooltip": f"Denoising steps (reference: {d.num_inference_steps})."}),
+        "guidance_scale": ("FLOAT", {"default": d.guidance_scale, "min": 0.0, "max": 20.0, "step": 0.05,
+                                     "tooltip": f"Classifier-free guidance (reference: {d.guidance_scale}); 1 or "
+                                                "less turns it off."}),
+        "width": ("INT", {"default": _SIZE["width"], "min": 64, "max": 4096, "step": 8,
                           "tooltip": "Processing width (the model was trained at 512x256); results come back at "
                                      "the input size. A multiple of 64 for the real model."}),
-        "height": ("INT", {"default": 256, "min": 64, "max": 4096, "step": 8,
+        "height": ("INT", {"default": _SIZE["height"], "min": 64, "max": 4096, "step": 8,
                            "tooltip": "Processing height (trained: 256). A multiple of 64 for the real model."}),
     }
 
 
-def advanced_inputs() -> dict:
-    """The optional sampling widgets shared by both stage nodes (defaults: the reference's)."""
+def advanced_inputs(stage: str) -> dict:
+    """The optional sampling widgets shared by both stage nodes, defaults from `SamplingOptions.for_stage`."""
+    d = SamplingOptions.for_stage(stage)
     return {
-        "window": ("INT", {"default": 25, "min": 2, "max": 256,
+        "window": ("INT", {"default": d.window, "min": 2, "max": 256,
                            "tooltip": "Frames denoised together (trained: 25); longer clips use overlapping windows."}),
-        "overlap": ("INT", {"default": 8, "min": 0, "max": 255,
+        "overlap": ("INT", {"default": d.overlap, "min": 0, "max": 255,
                             "tooltip": "Frames shared by neighbouring windows (less than window)."}),
-        "object_batch_size": ("INT", {"default": 1, "min": 1, "max": 64,
+        "object_batch_size": ("INT", {"default": d.object_batch_size, "min": 1, "max": 64,
                                       "tooltip": "Objects denoised at once; more is faster and uses more memory."}),
-        "decode_chunk_size": ("INT", {"default": 8, "min": 1, "max": 256,
-                                      "tooltip": "Frames decoded at once by the VAE (reference: 8); lower saves memory."}),
-        "fps": ("INT", {"default": 8, "min": 1, "max": 120, "tooltip": "Frame-rate conditioning (reference: 8)."}),
-        "motion_bucket_id": ("INT", {"default": 127, "min": 0, "max": 1023,
-                                     "tooltip": "Motion conditioning (reference: 127)."}),
-        "noise_aug_strength": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 1.0, "step": 0.005,
-                                         "tooltip": "Noise added to the conditions (reference: 0.02)."}),
+        "decode_chunk_size": ("INT", {"default": d.decode_chunk_size, "min": 1, "max": 256,
+                                      "tooltip": f"Frames decoded at once by the VAE (reference: "
+                                                 f"{d.decode_chunk_size}); lower saves memory."}),
+        "fps": ("INT", {"default": d.fps, "min": 1, "max": 120,
+                        "tooltip": f"Frame-rate conditioning (reference: {d.fps})."}),
+        "motion_bucket_id": ("INT", {"default": d.motion_bucket_id, "min": 0, "max": 1023,
+                                     "tooltip": f"Motion conditioning (reference: {d.motion_bucket_id})."}),
+        "noise_aug_strength": ("FLOAT", {"default": d.noise_aug_strength, "min": 0.0, "max": 1.0, "step": 0.005,
+                                         "tooltip": f"Noise added to the conditions (reference: "
+                                                    f"{d.noise_aug_strength})."}),
     }
 
 
-def sampling_options(seed, steps, guidance_scale, window, overlap, object_batch_size, decode_chunk_size, fps,
-                     motion_bucket_id, noise_aug_strength) -> SamplingOptions:
-    return SamplingOptions(
-        seed=seed, num_inference_steps=steps, guidance_scale=guidance_scale, fps=fps, motion_bucket_id=motion_bucket_id,
-        noise_aug_strength=noise_aug_strength, decode_chunk_size=decode_chunk_size, window=window, overlap=overlap,
-        object_batch_size=object_batch_size,
-    )
+def sampling_options(stage: str, widgets: dict) -> SamplingOptions:
+    """The stage's `SamplingOptions` with the widget values given (absent optional widgets keep the defaults)."""
+    names = {**_REQUIRED, **_OPTIONAL}
+    unknown = sorted(set(widgets) - set(names) - set(_SIZE))
+    if unknown:
+        raise TypeError(f"unknown input(s) {unknown}; the stage nodes take {sorted([*names, *_SIZE])}.")
+    return SamplingOptions.for_stage(stage, **{names[k]: v for k, v in widgets.items() if k in names})
 
 
-def processing_size(width: int, height: int) -> tuple[int, int]:
-    """``(height, width)``; both must be multiples of 8."""
+def processing_size(widgets: dict) -> tuple[int, int]:
+    """``(height, width)`` from the width/height widgets; both must be multiples of 8 (64 for the real model)."""
+    width, height = widgets.get("width", _SIZE["width"]), widgets.get("height", _SIZE["height"])
     if width % 8 or height % 8 or width < 8 or height < 8:
         raise ValueError(f"width and height must be multiples of 8 (got {width}x{height}); use a multiple of 64 for "
                          "the real model, e.g. 512x256.")
@@ -81,41 +91,9 @@ def processing_size(width: int, height: int) -> tuple[int, int]:
     return height, width
 
 
-def frames_of(tensor, name: str, channels: int | None) -> torch.Tensor:
-    """Checks an IMAGE input: ``[T, H, W, C]`` finite floats; keeps the first ``channels`` channels."""
-    if not torch.is_tensor(tensor) or tensor.ndim != 4:
-        shape = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor).__name__
-        raise ValueError(f"{name}: expected an IMAGE [frames, height, width, channels], got {shape}.")
-    if channels is not None and tensor.shape[-1] < channels:
-        raise ValueError(f"{name}: expected {channels} colour channels, got {tensor.shape[-1]}.")
-    tensor = tensor.float()
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
-    return tensor if channels is None else tensor[..., :channels]
-
-
-def check_same_size(masks: torch.Tensor, size: tuple[int, int], name: str, reference: str) -> None:
-    if tuple(masks.shape[-2:]) != tuple(size):
-        raise ValueError(
-            f"{name} are {masks.shape[-1]}x{masks.shape[-2]} but {reference} are {size[1]}x{size[0]}; resize the masks "
-            "(LoadModalMasks: connect reference_images) or the frames so they match."
-        )
-
-
-def warn_empty(masks: torch.Tensor, name: str) -> None:
-    for index, obj in enumerate(masks):
-        if not (binarize_masks(obj) > 0).any():
-            logger.warning("Diffusion-VAS: %s of object %d are empty in every frame; its result will be empty or "
-                           "meaningless.", name, index)
-
-
-def run_progress(steps: int, objects: int, object_batch_size: int, label: str) -> ProgressReporter:
-    return ProgressReporter(steps * math.ceil(objects / object_batch_size), label)
-
-
-def stacked(tensor: torch.Tensor) -> torch.Tensor:
-    """``[N, T, ...]`` -> ``[N * T, ...]`` float32 (ComfyUI's object-major stacking)."""
-    return tensor.float().flatten(0, 1).contiguous()
+def run_progress(options: SamplingOptions, objects: int, label: str):
+    """The host's progress callback over every denoising step of the call (ComfyUI: its bar and Cancel)."""
+    return get_host().progress(options.num_inference_steps * math.ceil(objects / options.object_batch_size), label)
 
 
 class AmodalMaskSVD:
@@ -142,35 +120,29 @@ class AmodalMaskSVD:
                                                     + OBJECT_STACKING}),
                 "depth": ("IMAGE", {"tooltip": "Pseudo-depth of the same frames in 0..1, near = bright (PseudoDepth "
                                                "or any depth node); normalized over the clip, resized to the masks."}),
-                **sampling_inputs(STAGE1_SEED),
+                **sampling_inputs("amodal"),
             },
             "optional": {
                 "threshold": ("INT", {"default": AMODAL_SUM_THRESHOLD, "min": 0, "max": 765,
                                       "tooltip": "A pixel is in the mask when its decoded R+G+B (0..765) exceeds "
-                                                 "this (reference: 600). Lower grows the masks."}),
-                **advanced_inputs(),
+                                                 f"this (reference: {AMODAL_SUM_THRESHOLD}). Lower grows the masks."}),
+                **advanced_inputs("amodal"),
             },
         }
 
-    def predict(self, model, modal_masks, depth, seed=STAGE1_SEED, steps=25, guidance_scale=1.5, width=512,
-                height=256, threshold=AMODAL_SUM_THRESHOLD, window=25, overlap=8, object_batch_size=1,
-                decode_chunk_size=8, fps=8, motion_bucket_id=127, noise_aug_strength=0.02):
+    def predict(self, model, modal_masks, depth, threshold=AMODAL_SUM_THRESHOLD, **widgets):
         model.require_stage("segmentation", "AmodalMaskSVD")
-        size = processing_size(width, height)
-        if not torch.is_tensor(depth) or depth.ndim not in (3, 4):
+        size = processing_size(widgets)
+        if not hasattr(depth, "ndim") or depth.ndim not in (3, 4):
             raise ValueError(f"depth: expected an IMAGE [frames, height, width, 3], got "
-                             f"{tuple(depth.shape) if torch.is_tensor(depth) else type(depth).__name__}.")
+                             f"{tuple(depth.shape) if hasattr(depth, 'shape') else type(depth).__name__}.")
         modal = split_objects(modal_masks, depth.shape[0], "modal_masks", "depth")
         warn_empty(modal, "modal_masks")
         depth = depth_image_frames(depth, tuple(modal.shape[-2:]), "AmodalMaskSVD")
-        options = sampling_options(seed, steps, guidance_scale, window, overlap, object_batch_size, decode_chunk_size,
-                                   fps, motion_bucket_id, noise_aug_strength)
-        pipe = model.prepare()
-        try:
+        options = sampling_options("amodal", widgets)
+        with model.prepared() as pipe:
             result = predict_amodal_masks(pipe, modal, depth, size, options, threshold,
-                                          run_progress(steps, modal.shape[0], object_batch_size, "AmodalMaskSVD"))
-        finally:
-            model.managed.release()
+                                          run_progress(options, modal.shape[0], "AmodalMaskSVD"))
         probability = stacked(result.probability)[..., None].expand(-1, -1, -1, 3).contiguous()
         return stacked(result.masks), probability
 
@@ -200,16 +172,14 @@ class AmodalContentSVD:
                                                     + OBJECT_STACKING}),
                 "amodal_masks": ("MASK", {"tooltip": "Full object masks (AmodalMaskSVD's amodal_masks), stacked like "
                                                      "modal_masks."}),
-                **sampling_inputs(STAGE2_SEED),
+                **sampling_inputs("content"),
             },
-            "optional": advanced_inputs(),
+            "optional": advanced_inputs("content"),
         }
 
-    def complete(self, model, images, modal_masks, amodal_masks, seed=STAGE2_SEED, steps=25, guidance_scale=1.5,
-                 width=512, height=256, window=25, overlap=8, object_batch_size=1, decode_chunk_size=8, fps=8,
-                 motion_bucket_id=127, noise_aug_strength=0.02):
+    def complete(self, model, images, modal_masks, amodal_masks, **widgets):
         model.require_stage("completion", "AmodalContentSVD")
-        size = processing_size(width, height)
+        size = processing_size(widgets)
         images = frames_of(images, "images", 3)
         frames, image_size = images.shape[0], tuple(images.shape[1:3])
         modal = split_objects(modal_masks, frames, "modal_masks", "images")
@@ -219,16 +189,11 @@ class AmodalContentSVD:
             raise ValueError(f"amodal_masks holds {amodal.shape[0]} object(s) and modal_masks {modal.shape[0]} "
                              f"(of {frames} frames each); give one amodal mask sequence per modal mask sequence.")
         warn_empty(amodal, "amodal_masks")
-        options = sampling_options(seed, steps, guidance_scale, window, overlap, object_batch_size, decode_chunk_size,
-                                   fps, motion_bucket_id, noise_aug_strength)
-        pipe = model.prepare()
-        try:
+        options = sampling_options("content", widgets)
+        with model.prepared() as pipe:
             result = complete_content(pipe, images, modal, amodal, size, options,
-                                      run_progress(steps, modal.shape[0], object_batch_size, "AmodalContentSVD"))
-        finally:
-            model.managed.release()
-        alpha = resize_masks_nearest(binarize_masks(amodal) > 0, image_size) | (binarize_masks(modal) > 0)
-        return stacked(result.rgb), stacked(alpha)
+                                      run_progress(options, modal.shape[0], "AmodalContentSVD"))
+        return stacked(result.rgb), stacked(result.alpha)
 
 
 NODE_CLASS_MAPPINGS = {"AmodalMaskSVD": AmodalMaskSVD, "AmodalContentSVD": AmodalContentSVD}

@@ -61,8 +61,8 @@ def test_label_masks_give_one_result_per_object(tmp_path):
     ({"--masks": "/no/such/folder"}, "--masks"),
     ({"--size": "60x128"}, "multiples of 8"),
     ({"--size": "big"}, "HEIGHTxWIDTH"),
-    ({"--stage1": "/no/such/checkpoint"}, "not a Diffusion-VAS checkpoint"),
-    ({"--stage1": "no-such-model-name"}, "not a checkpoint folder"),
+    ({"--stage1": "/no/such/checkpoint"}, "/no/such/checkpoint does not exist"),
+    ({"--stage1": "no-such-model-name"}, "is not a Diffusion-VAS checkpoint folder in"),
 ])
 def test_errors_exit_1_with_a_message(tmp_path, capsys, monkeypatch, override, message):
     monkeypatch.setenv("DIFFUSION_VAS_MODELS_DIR", str(tmp_path / "models"))

@@ -246,14 +246,17 @@ def test_hf_names_download_on_first_use(parity, tmp_path, monkeypatch, frames):
 def test_failed_or_incomplete_downloads_are_reported(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from diffusion_vas.models.depth.estimator import download_depth_model
+    from diffusion_vas.models.host import DEPTH, resolve_depth_model
+
+    monkeypatch.setenv("DIFFUSION_VAS_MODELS_DIR", str(tmp_path))
 
     def offline(repo_id, local_dir, allow_patterns):
         raise OSError("no network")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(RuntimeError, match="depth-anything/Depth-Anything-V2-Base-hf.*no network"):
-        download_depth_model("Depth-Anything-V2-Base-hf", tmp_path)
+        resolve_depth_model("Depth-Anything-V2-Base-hf")
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, local_dir, allow_patterns: None)
     with pytest.raises(RuntimeError, match="incomplete"):
-        download_depth_model("Depth-Anything-V2-Base-hf", tmp_path)
+        resolve_depth_model("Depth-Anything-V2-Base-hf")
+    assert DEPTH.published["Depth-Anything-V2-Base-hf"] == "depth-anything/Depth-Anything-V2-Base-hf"

@@ -23,8 +23,8 @@ def _meta(case, key):
 def test_stage1_parity(parity_case, stage1_pipe):
     frames = stage1_pipe.sample(parity_case["stage1/modal_pixels"], parity_case["stage1/depth_pixels"],
                                 seed=_meta(parity_case, "seed_stage1"), num_inference_steps=_meta(parity_case, "steps"),
-                                min_guidance_scale=1.5, max_guidance_scale=1.5, fps=8, motion_bucket_id=127,
-                                noise_aug_strength=0.02, decode_chunk_size=8)
+                                guidance_scale=1.5, fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
+                                decode_chunk_size=8)
     assert frames.shape == (25, 3, 64, 128) and frames.dtype == torch.float32
     assert (frames - parity_case["stage1/frames_float"]).abs().max() <= TOL
 

@@ -62,7 +62,7 @@ def test_tiny_checkpoints_on_generated_clips():
     result = run_evaluation(
         PARITY / "tiny-amodal-segmentation", count=2, seed=3, spec=SPEC,
         stage2_path=PARITY / "tiny-content-completion", size=(32, 64),
-        stage1_options=ONE_STEP, stage2_options=SamplingOptions(seed=29, num_inference_steps=1),
+        stage1_options=ONE_STEP, stage2_options=SamplingOptions.for_stage("content", num_inference_steps=1),
         completion_masks="predicted",
     )
     model = "Diffusion-VAS (tiny-amodal-segmentation)"

@@ -16,8 +16,9 @@ from PIL import Image
 from conftest import PARITY, REPO
 
 from diffusion_vas import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from diffusion_vas.nodes import examples, loader, masks, stages
-from diffusion_vas.nodes.comfy_bridge import MODELS_ENV
+from diffusion_vas.nodes import adapters, examples, loader, masks, stages
+from diffusion_vas.models.host import policy
+from diffusion_vas.models.host.policy import MODELS_ENV
 
 STAGE1 = PARITY / "tiny-amodal-segmentation"
 STAGE2 = PARITY / "tiny-content-completion"
@@ -48,21 +49,21 @@ def normalized(depth: torch.Tensor) -> torch.Tensor:
     return (depth - depth.min()) / (depth.max() - depth.min())
 
 
-class Recorder(stages.ProgressReporter):
-    """Counts progress updates (stands in for ComfyUI's progress bar)."""
+class RecordingHost(policy.Host):
+    """Records progress updates (stands in for ComfyUI's progress bar)."""
 
-    calls: list = []
+    def __init__(self):
+        self.calls = []
 
-    def __call__(self, done, total):
-        Recorder.calls.append((self.label, done, self.total))
-        super().__call__(done, total)
+    def progress(self, total, label):
+        return lambda done, _total=None: self.calls.append((label, done, total))
 
 
 @pytest.fixture()
 def progress(monkeypatch):
-    Recorder.calls = []
-    monkeypatch.setattr(stages, "ProgressReporter", Recorder)
-    return Recorder.calls
+    host = RecordingHost()
+    monkeypatch.setattr(policy, "_host", host)
+    return host.calls
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,8 @@ def test_classic_node_api(name):
     inputs = declared_inputs(cls)
     assert all(options.get("tooltip") for _, options in inputs.values()), "every input needs a tooltip"
     parameters = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
-    assert set(inputs) <= set(parameters), "the function must accept every input"
+    takes_widgets = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    assert set(inputs) <= set(parameters) or takes_widgets, "the function must accept every input"
     required = cls.INPUT_TYPES()["required"]
     assert all(p.default is inspect.Parameter.empty for n, p in parameters.items() if n in required and
                required[n][0] not in WIDGET_TYPES and not isinstance(required[n][0], list))
@@ -194,11 +196,11 @@ def test_several_objects_stacked_object_major(case_inputs, model1, model2):
 def test_sam2_style_mask_layouts():
     base = (torch.rand(6, 10, 12) > 0.5).float()
     for layout in (base[..., None], base[:, None], (base * 255).to(torch.uint8), base.bool(), base.view(2, 3, 10, 12)):
-        split = masks.split_objects(layout, 3, "modal_masks", "images")
+        split = adapters.split_objects(layout, 3, "modal_masks", "images")
         assert split.shape == (2, 3, 10, 12) and torch.equal(split, base.view(2, 3, 10, 12))
-    assert masks.split_objects(base[0], 1, "m", "images").shape == (1, 1, 10, 12)
+    assert adapters.split_objects(base[0], 1, "m", "images").shape == (1, 1, 10, 12)
     with pytest.raises(ValueError, match="not a multiple of the 4 frames of images"):
-        masks.split_objects(base, 4, "modal_masks", "images")
+        adapters.split_objects(base, 4, "modal_masks", "images")
 
 
 # -- bad inputs ------------------------------------------------------------------------------------------------------
@@ -251,8 +253,11 @@ def test_loader_lists_published_and_local_checkpoints(models_dir, model1):
 
 
 def test_loader_errors(models_dir, monkeypatch, tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a Diffusion-VAS checkpoint folder"):
+    with pytest.raises(FileNotFoundError, match="nowhere does not exist"):
         run(loader.DiffusionVASLoader, model=str(tmp_path / "nowhere"), precision="auto")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty is not a Diffusion-VAS checkpoint folder"):
+        run(loader.DiffusionVASLoader, model=str(tmp_path / "empty"), precision="auto")
     with pytest.raises(FileNotFoundError, match="diffusion-vas-amodal-segmentation"):
         run(loader.DiffusionVASLoader, model="unknown-model", precision="auto")
     with pytest.raises(ValueError, match="precision"):
@@ -264,7 +269,7 @@ def test_loader_errors(models_dir, monkeypatch, tmp_path):
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    with pytest.raises(RuntimeError, match="huggingface-cli download kaihuac/diffusion-vas-content-completion"):
+    with pytest.raises(RuntimeError, match="hf download kaihuac/diffusion-vas-content-completion"):
         run(loader.DiffusionVASLoader, model=loader.CONTENT_COMPLETION, precision="auto")
 
 
@@ -368,10 +373,18 @@ def test_load_masks_errors_and_change_detection(tmp_path):
 
 # -- example clip and shipped workflows ------------------------------------------------------------------------------
 
+class InputFolderHost(policy.Host):
+    def __init__(self, folder):
+        self.folder = folder
+
+    def input_directory(self):
+        return self.folder
+
+
 def test_example_clip_is_installed_into_the_input_folder(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(examples, "input_directory", lambda: tmp_path)
+    monkeypatch.setattr(policy, "_host", InputFolderHost(tmp_path))
     with caplog.at_level(logging.WARNING):
-        examples.install_examples()
+        masks.LoadModalMasks.INPUT_TYPES()  # first use of the node installs the example
     clip = tmp_path / examples.INPUT_SUBFOLDER / "synthetic_occlusion"
     assert sorted(p.name for p in (clip / "modal").iterdir()) == sorted(
         p.name for p in (examples.EXAMPLES_DIR / "synthetic_occlusion" / "modal").iterdir())
@@ -383,7 +396,6 @@ def test_example_clip_is_installed_into_the_input_folder(tmp_path, monkeypatch, 
     else:
         assert video.stat().st_size > 0
 
-    monkeypatch.setattr(masks, "input_directory", lambda: tmp_path)
     loaded = load_masks(folder=masks.EXAMPLE_MASKS)
     assert loaded.shape == (25, 128, 256) and loaded.max() == 1
 

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
-from ..io.hub import download_snapshot
 from .checkpoint import OFFICIAL_SUFFIXES, load_official_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -34,8 +33,6 @@ INPUT_SIZE = 518  # the authors' (and training) network input size
 PATCH_SIZE = 14
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-HF_MODELS = ("Depth-Anything-V2-Small-hf", "Depth-Anything-V2-Base-hf", "Depth-Anything-V2-Large-hf")
-HF_ORGANIZATION = "depth-anything"
 NORMALIZATIONS = ("clip", "frame")
 
 
@@ -112,14 +109,6 @@ def load_depth_model(path, device="cpu", dtype: torch.dtype = torch.float32) -> 
     else:
         raise FileNotFoundError(f"Depth Anything V2 model not found: {path}")
     return DepthEstimator(model.to(device=device, dtype=dtype), path.name)
-
-
-def download_depth_model(name: str, models_dir) -> Path:
-    """Downloads ``depth-anything/<name>`` (one of `HF_MODELS`) into ``models_dir/<name>``; returns that folder."""
-    if name not in HF_MODELS:
-        raise ValueError(f"Unknown Depth Anything V2 model {name!r}; downloadable: {', '.join(HF_MODELS)}.")
-    return download_snapshot(f"{HF_ORGANIZATION}/{name}", Path(models_dir).expanduser() / name,
-                             lambda folder: (folder / "config.json").is_file() and (folder / "model.safetensors").is_file())
 
 
 def estimate_depth(estimator: DepthEstimator, frames, normalization: str = "clip", batch_size: int = 4,

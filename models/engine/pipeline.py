@@ -36,8 +36,9 @@ from typing import Callable
 
 import torch
 from diffusers import EulerDiscreteScheduler
-from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
 
+from .options import SamplingOptions
+from .resize import resize_with_antialiasing
 from .windows import window_starts, window_weights
 
 logger = logging.getLogger(__name__)
@@ -85,79 +86,61 @@ class DiffusionVASPipeline:
         return self
 
     @torch.no_grad()
-    def sample(
-        self,
-        cond_a: torch.Tensor,
-        cond_b: torch.Tensor,
-        seed: int = 23,
-        num_inference_steps: int = 25,
-        min_guidance_scale: float = 1.5,
-        max_guidance_scale: float = 1.5,
-        fps: int = 8,
-        motion_bucket_id: int = 127,
-        noise_aug_strength: float = 0.02,
-        decode_chunk_size: int = 8,
-        window: int = 25,
-        overlap: int = 8,
-        object_batch_size: int = 1,
-        callback: StepCallback | None = None,
-    ) -> torch.Tensor:
+    def sample(self, cond_a: torch.Tensor, cond_b: torch.Tensor, options: SamplingOptions | None = None,
+               callback: StepCallback | None = None, **changes) -> torch.Tensor:
         """Samples the output video for one object or a batch of objects.
 
         Args:
             cond_a: ``[T, 3, h, w]`` (one object) or ``[N, T, 3, h, w]`` (N objects), float in [-1, 1] at the
                 processing size; ``h`` and ``w`` multiples of 8. Also the CLIP context source.
             cond_b: same shape as ``cond_a``.
-            seed: every object gets a fresh CPU generator with this seed, so an object's result does not
-                depend on which other objects share the call.
-            window: frames denoised together (the model was trained on 25); longer clips use several windows.
-            overlap: frames shared by neighbouring windows (``0 <= overlap < window``).
-            object_batch_size: objects denoised in one UNet batch (memory grows linearly).
+            options: sampling settings (`SamplingOptions`; default: the reference's, seed 23). Every object gets
+                a fresh CPU generator seeded with ``options.seed``, so an object's result does not depend on which
+                other objects share the call. ``window``/``overlap`` cover clips longer than the model's 25
+                frames; ``object_batch_size`` objects share one UNet batch (memory grows linearly).
             callback: ``callback(done, total)`` after every denoising step (progress, cancellation).
+            **changes: individual settings overriding ``options`` (``seed=7, num_inference_steps=4``, ...).
 
         Returns:
             ``[T, 3, h, w]`` or ``[N, T, 3, h, w]`` float32 frames in [0, 1] on the CPU.
         """
+        options = (options or SamplingOptions()).with_changes(**changes)
+        options.validate()
         single = cond_a.ndim == 4
         cond_a, cond_b = _as_batch(cond_a, "cond_a"), _as_batch(cond_b, "cond_b")
-        self._check_call(cond_a, cond_b, num_inference_steps, decode_chunk_size, window, overlap, object_batch_size)
-        groups = [range(i, min(i + object_batch_size, cond_a.shape[0])) for i in range(0, cond_a.shape[0], object_batch_size)]
-        progress = _Progress(callback, num_inference_steps * len(groups))
-        params = dict(
-            seed=seed, num_inference_steps=num_inference_steps, min_guidance_scale=min_guidance_scale,
-            max_guidance_scale=max_guidance_scale, fps=fps, motion_bucket_id=motion_bucket_id,
-            noise_aug_strength=noise_aug_strength, decode_chunk_size=decode_chunk_size, window=window,
-            overlap=overlap, progress=progress,
-        )
-        frames = torch.cat([self._sample_group(cond_a[g], cond_b[g], **params) for g in groups])
+        self._check_conditions(cond_a, cond_b)
+        n, size = cond_a.shape[0], options.object_batch_size
+        groups = [range(i, min(i + size, n)) for i in range(0, n, size)]
+        progress = _Progress(callback, options.num_inference_steps * len(groups))
+        frames = torch.cat([self._sample_group(cond_a[g], cond_b[g], options, progress) for g in groups])
         return frames[0] if single else frames
 
     # -- one batch of objects --------------------------------------------------------------------------------
 
-    def _sample_group(self, cond_a, cond_b, *, seed, num_inference_steps, min_guidance_scale, max_guidance_scale,
-                      fps, motion_bucket_id, noise_aug_strength, decode_chunk_size, window, overlap, progress):
+    def _sample_group(self, cond_a, cond_b, options: SamplingOptions, progress: "_Progress") -> torch.Tensor:
         n, t, _, h, w = cond_a.shape
-        noise_a, noise_b, latents = self._draw_noise(cond_a, cond_b, seed)
+        noise_a, noise_b, latents = self._draw_noise(cond_a, cond_b, options.seed)
         embeds = self._clip_embeddings(cond_a)  # [N, T, D]
-        lat_a = self._vae_encode(cond_a + noise_aug_strength * noise_a)  # [N, T, 4, h/8, w/8]
-        lat_b = self._vae_encode(cond_b + noise_aug_strength * noise_b)
+        aug = options.noise_aug_strength
+        lat_a = self._vae_encode(cond_a + aug * noise_a)  # [N, T, 4, h/8, w/8]
+        lat_b = self._vae_encode(cond_b + aug * noise_b)
 
-        do_cfg = max(min_guidance_scale, max_guidance_scale) > 1
+        do_cfg = options.guidance_scale > 1
         if do_cfg:
             lat_a = torch.cat([torch.zeros_like(lat_a), lat_a])
             lat_b = torch.cat([torch.zeros_like(lat_b), lat_b])
-        time_ids = torch.tensor([[fps - 1, motion_bucket_id, noise_aug_strength]], dtype=self.dtype,
+        time_ids = torch.tensor([[options.fps - 1, options.motion_bucket_id, aug]], dtype=self.dtype,
                                 device=self.device).repeat(lat_a.shape[0], 1)
 
         scheduler = EulerDiscreteScheduler.from_config(self.scheduler_config)
-        scheduler.set_timesteps(num_inference_steps, device=self.device)
+        scheduler.set_timesteps(options.num_inference_steps, device=self.device)
         latents = latents.to(self.device) * scheduler.init_noise_sigma
 
-        starts = window_starts(t, window, overlap)
-        span = min(window, t)
-        weights = window_weights(t, span, starts, overlap).to(self.device, latents.dtype)  # [len(starts), T]
-        guidance = torch.linspace(min_guidance_scale, max_guidance_scale, span).to(self.device, latents.dtype)
-        guidance = guidance.view(1, span, 1, 1, 1)
+        starts = window_starts(t, options.window, options.overlap)
+        span = min(options.window, t)
+        weights = window_weights(t, span, starts, options.overlap).to(self.device, latents.dtype)  # [windows, T]
+        # The reference's per-frame guidance is linspace(min, max, frames); with min = max it is this constant.
+        guidance = torch.full((1, span, 1, 1, 1), options.guidance_scale, device=self.device, dtype=latents.dtype)
         contexts = [self._context(embeds[:, s:s + span], do_cfg) for s in starts]
 
         for step_t in scheduler.timesteps:
@@ -178,7 +161,7 @@ class DiffusionVASPipeline:
             latents = scheduler.step(prediction, step_t, latents).prev_sample
             progress.step()
 
-        return self._decode(latents, decode_chunk_size)
+        return self._decode(latents, options.decode_chunk_size)
 
     def _draw_noise(self, cond_a, cond_b, seed):
         """Per object, in reference order: noise A, noise B, initial latents (all drawn on the CPU)."""
@@ -198,7 +181,7 @@ class DiffusionVASPipeline:
         frames = cond_a.flatten(0, 1)
         out = []
         for chunk in frames.split(ENCODE_CHUNK):
-            pixels = _resize_with_antialiasing(chunk.to(self.device, torch.float32), CLIP_SIZE)
+            pixels = resize_with_antialiasing(chunk.to(self.device, torch.float32), CLIP_SIZE)
             pixels = ((pixels + 1.0) / 2.0 - self.clip_mean.to(self.device)) / self.clip_std.to(self.device)
             out.append(self.image_encoder(pixels.to(self.dtype)).image_embeds)
         return torch.cat(out).view(*cond_a.shape[:2], -1)
@@ -237,7 +220,7 @@ class DiffusionVASPipeline:
         frames = torch.cat(pieces, dim=1)
         return (frames / 2 + 0.5).clamp(0, 1).cpu()
 
-    def _check_call(self, cond_a, cond_b, steps, decode_chunk_size, window, overlap, object_batch_size):
+    def _check_conditions(self, cond_a: torch.Tensor, cond_b: torch.Tensor) -> None:
         if cond_a.shape != cond_b.shape:
             raise ValueError(f"cond_a {tuple(cond_a.shape)} and cond_b {tuple(cond_b.shape)} must have the same shape.")
         if cond_a.shape[2] != 3:
@@ -248,14 +231,6 @@ class DiffusionVASPipeline:
         for name, tensor in (("cond_a", cond_a), ("cond_b", cond_b)):
             if not torch.isfinite(tensor).all():
                 raise ValueError(f"{name} contains NaN or infinite values.")
-        if steps < 1:
-            raise ValueError(f"num_inference_steps must be at least 1, got {steps}.")
-        if decode_chunk_size < 1:
-            raise ValueError(f"decode_chunk_size must be at least 1, got {decode_chunk_size}.")
-        if window < 2 or not 0 <= overlap < window:
-            raise ValueError(f"Need window >= 2 and 0 <= overlap < window; got window={window}, overlap={overlap}.")
-        if object_batch_size < 1:
-            raise ValueError(f"object_batch_size must be at least 1, got {object_batch_size}.")
 
 
 class _Progress:

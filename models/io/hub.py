@@ -1,4 +1,4 @@
-"""Finding checkpoints in model folders and downloading the published ones (huggingface_hub)."""
+"""Downloading published models from the Hugging Face Hub (huggingface_hub)."""
 
 from __future__ import annotations
 
@@ -6,40 +6,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from ..engine.loading import COMPONENTS
-
 logger = logging.getLogger(__name__)
-
-HF_OWNER = "kaihuac"
-AMODAL_SEGMENTATION = "diffusion-vas-amodal-segmentation"
-CONTENT_COMPLETION = "diffusion-vas-content-completion"
-PUBLISHED = (AMODAL_SEGMENTATION, CONTENT_COMPLETION)
-
-
-def is_checkpoint(folder: Path) -> bool:
-    """True for a folder with ``model_index.json`` and every component folder."""
-    return (folder / "model_index.json").is_file() and all((folder / name).is_dir() for name in COMPONENTS)
-
-
-def find_checkpoint(name: str, folders: list[Path]) -> Path:
-    """An absolute (or ``~``) path, or a folder name inside ``folders``; published names download into ``folders[0]``."""
-    path = Path(name).expanduser()
-    if path.is_absolute() or path.exists():
-        if not is_checkpoint(path):
-            raise FileNotFoundError(
-                f"model: {path} is not a Diffusion-VAS checkpoint folder (it needs model_index.json and "
-                f"{', '.join(COMPONENTS)}); give the folder that contains them."
-            )
-        return path
-    for folder in folders:
-        if is_checkpoint(folder / name):
-            return folder / name
-    if name in PUBLISHED:
-        return download_snapshot(f"{HF_OWNER}/{name}", folders[0] / name, is_checkpoint)
-    raise FileNotFoundError(
-        f"model: {name!r} is not a checkpoint folder in {', '.join(str(f) for f in folders)}; put it there, give a "
-        f"path, or use one of {', '.join(PUBLISHED)} (downloaded on first use)."
-    )
 
 
 def download_snapshot(repo_id: str, target: Path, is_complete: Callable[[Path], bool]) -> Path:
@@ -52,8 +19,14 @@ def download_snapshot(repo_id: str, target: Path, is_complete: Callable[[Path], 
     except Exception as err:  # network, authentication, disk: all end the same way for the user
         raise RuntimeError(
             f"Downloading {repo_id} into {target} failed ({err}). Check the connection and disk space, or "
-            f"download it yourself: huggingface-cli download {repo_id} --local-dir {target}"
+            f"download it yourself: {download_command(repo_id, target)}"
         ) from err
     if not is_complete(target):
-        raise RuntimeError(f"The download of {repo_id} into {target} is incomplete; run it again.")
+        raise RuntimeError(f"The download of {repo_id} into {target} is incomplete; run it again "
+                           f"({download_command(repo_id, target)}).")
     return target
+
+
+def download_command(repo_id: str, target: Path) -> str:
+    """The shell command that downloads ``repo_id`` by hand (huggingface_hub's ``hf`` command)."""
+    return f"hf download {repo_id} --include '*.json' '*.safetensors' --local-dir {target}"

@@ -1,0 +1,118 @@
+"""ComfyUI types <-> engine tensors: the one place that knows how MASK and IMAGE batches carry frames and objects.
+
+ComfyUI has no object axis: several objects travel as one batch of ``N * T`` frames stacked object by object
+(object 0's ``T`` frames, then object 1's, ...), ``T`` being the frame count of the clip. IMAGE is float32
+``[B, H, W, C]`` in 0..1, MASK float32 ``[B, H, W]``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+
+from ..models.stages.conditions import MASK_THRESHOLD_U8
+
+logger = logging.getLogger(__name__)
+
+OBJECT_STACKING = (
+    "Several objects: stack their masks object by object (object 0's frames, then object 1's, ...) into one "
+    "batch of N x frames, e.g. with core Batch Masks."
+)
+
+
+def _shape(value) -> object:
+    return tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+
+
+def unstack_objects(batch: torch.Tensor, frames: int, name: str, reference: str) -> torch.Tensor:
+    """A ComfyUI batch ``[N * T, ...]`` (a MASK ``[H, W]`` is one frame) -> ``[N, T, ...]``, object by object."""
+    if batch.ndim == 2:
+        batch = batch[None]
+    if batch.shape[0] % frames:
+        raise ValueError(
+            f"{name} has {batch.shape[0]} frames, not a multiple of the {frames} frames of {reference}: give one "
+            f"per frame of {reference} (same start, count and frame skip). {OBJECT_STACKING}"
+        )
+    return batch.reshape(batch.shape[0] // frames, frames, *batch.shape[1:])
+
+
+def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -> torch.Tensor:
+    """A MASK input -> ``[N, T, H, W]`` bool, ``T = frames``; on as the reference binarizes (8-bit value > 128).
+
+    Accepts ``[H, W]``, ``[B, H, W]``, ``[B, H, W, 1]``, ``[B, 1, H, W]`` (SAM2-style nodes) with ``B = N * frames``
+    stacked object by object, ``[N, T, H, W]``, bool, uint8 (0..255, or 0/1) or float (0..1). Kept as bool: a
+    1080p clip's masks stay a quarter of their float size through the stages.
+    """
+    if not torch.is_tensor(masks):
+        raise ValueError(f"{name}: expected a MASK tensor, got {type(masks).__name__}.")
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    elif masks.ndim == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    if masks.ndim in (2, 3):
+        masks = unstack_objects(masks, frames, name, reference)
+    if masks.ndim != 4 or masks.shape[1] != frames:
+        raise ValueError(f"{name}: expected a MASK [frames, height, width] ({frames} frames per object), got "
+                         f"shape {tuple(masks.shape)}.")
+    if masks.dtype == torch.bool:
+        return masks
+    if masks.dtype == torch.uint8:
+        return masks > (0 if masks.max() <= 1 else MASK_THRESHOLD_U8)
+    if masks.is_floating_point() and not torch.isfinite(masks).all():
+        raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
+    return (masks.clamp(0, 1) * 255).round_() > MASK_THRESHOLD_U8
+
+
+def frames_of(tensor, name: str, channels: int | None) -> torch.Tensor:
+    """Checks an IMAGE input: ``[T, H, W, C]`` finite values; keeps the first ``channels`` channels (a view)."""
+    if not torch.is_tensor(tensor) or tensor.ndim != 4:
+        raise ValueError(f"{name}: expected an IMAGE [frames, height, width, channels], got {_shape(tensor)}.")
+    if channels is not None and tensor.shape[-1] < channels:
+        raise ValueError(f"{name}: expected {channels} colour channels, got {tensor.shape[-1]}.")
+    if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
+    return tensor if channels is None else tensor[..., :channels]
+
+
+def check_same_size(masks: torch.Tensor, size: tuple[int, int], name: str, reference: str) -> None:
+    if tuple(masks.shape[-2:]) != tuple(size):
+        raise ValueError(
+            f"{name} are {masks.shape[-1]}x{masks.shape[-2]} (WxH) but {reference} are {size[1]}x{size[0]}; resize "
+            "the masks (LoadModalMasks: connect reference_images) or the frames so they match."
+        )
+
+
+def warn_empty(masks: torch.Tensor, name: str) -> None:
+    """Logs objects whose ``[N, T, H, W]`` bool masks are empty in every frame."""
+    for index in torch.nonzero(~masks.flatten(1).any(dim=1)).flatten().tolist():
+        logger.warning("Diffusion-VAS: %s of object %d are empty in every frame; its result will be empty or "
+                       "meaningless.", name, index)
+
+
+def stacked(tensor: torch.Tensor) -> torch.Tensor:
+    """``[N, T, ...]`` -> ``[N * T, ...]`` float32 (ComfyUI's object-major stacking)."""
+    return tensor.flatten(0, 1).to(torch.float32).contiguous()
+
+
+def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str) -> torch.Tensor:
+    """A depth IMAGE ``[T, h, w, C]`` (or MASK ``[T, h, w]``) -> ``[T, H, W]``: channel mean, bilinear to ``size``."""
+    if torch.is_tensor(depth) and depth.ndim == 3:
+        depth = depth[..., None]
+    if not torch.is_tensor(depth) or depth.ndim != 4:
+        raise ValueError(f"depth: expected an IMAGE [frames, height, width, channels], got {_shape(depth)}.")
+    depth = depth.float()
+    if not torch.isfinite(depth).all():
+        raise ValueError("depth contains NaN or infinite values; check the node that made it.")
+    spread = (depth.amax(dim=-1) - depth.amin(dim=-1)).max().item()
+    if spread > 0.05:
+        logger.warning(
+            "%s: the depth input is coloured (channels differ by up to %.2f); using the channel mean. "
+            "Feed grayscale depth (near = bright), not a colour map.", node, spread,
+        )
+    depth = depth.mean(dim=-1)
+    if tuple(depth.shape[1:]) != tuple(size):
+        logger.info("%s: resizing depth from %s to %s", node, tuple(depth.shape[1:]), tuple(size))
+        depth = F.interpolate(depth[:, None], size, mode="bilinear", align_corners=False)[:, 0]
+    return depth
