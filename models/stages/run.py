@@ -11,34 +11,13 @@ from dataclasses import dataclass
 import torch
 
 from . import conditions as C
+from . import native
+from .chunking import MaskFormat, work_device
+from .content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
+from .region import DEFAULT_CONTEXT, DEFAULT_REGION, REGIONS
+from .upscale import DEFAULT_MASK_UPSCALE, check_mask_upscale
+from ..engine.options import DEFAULT_SIZE, SamplingOptions
 from ..engine.pipeline import DiffusionVASPipeline, StepCallback
-
-DEFAULT_SIZE = (256, 512)  # (height, width) used by the authors' demo
-
-
-@dataclass
-class SamplingOptions:
-    """Sampling settings shared by both stages (defaults: the reference's)."""
-
-    seed: int = 23
-    num_inference_steps: int = 25
-    guidance_scale: float = 1.5
-    fps: int = 8
-    motion_bucket_id: int = 127
-    noise_aug_strength: float = 0.02
-    decode_chunk_size: int = 8
-    window: int = 25
-    overlap: int = 8
-    object_batch_size: int = 1
-
-    def sample_kwargs(self) -> dict:
-        return dict(
-            seed=self.seed, num_inference_steps=self.num_inference_steps, min_guidance_scale=self.guidance_scale,
-            max_guidance_scale=self.guidance_scale, fps=self.fps, motion_bucket_id=self.motion_bucket_id,
-            noise_aug_strength=self.noise_aug_strength, decode_chunk_size=self.decode_chunk_size,
-            window=self.window, overlap=self.overlap, object_batch_size=self.object_batch_size,
-        )
-
 
 @dataclass
 class AmodalMasks:
@@ -60,10 +39,13 @@ class AmodalContent:
 
     rgb: ``[N, T, H, W, 3]`` float 0..1 at the input size.
     rgb_processed: ``[N, T, h, w, 3]`` uint8 at the processing size (the reference's output).
+    alpha: ``[N, T, H, W]`` bool, the objects' full shape at the input size (amodal mask with every visible
+        pixel), to composite ``rgb``.
     """
 
     rgb: torch.Tensor
     rgb_processed: torch.Tensor
+    alpha: torch.Tensor
 
 
 def predict_amodal_masks(
@@ -74,6 +56,10 @@ def predict_amodal_masks(
     options: SamplingOptions | None = None,
     threshold: int = C.AMODAL_SUM_THRESHOLD,
     callback: StepCallback | None = None,
+    *,
+    mask_upscale: str = DEFAULT_MASK_UPSCALE,
+    region: str = DEFAULT_REGION,
+    context: float = DEFAULT_CONTEXT,
 ) -> AmodalMasks:
     """Stage 1: each object's full (amodal) mask in every frame.
 
@@ -83,19 +69,28 @@ def predict_amodal_masks(
         depth: ``[T, H, W]`` pseudo-depth of the scene (any scale; normalized over the clip here).
         size: processing ``(height, width)``, multiples of 8.
         threshold: a decoded pixel is amodal when its uint8 R+G+B exceeds this (reference: 600 of 765).
+        mask_upscale: ``smooth`` (the soft map upsampled bilinearly and thresholded at the input size) or
+            ``reference`` (thresholded at the processing size, OpenCV-exact nearest upsampling); see `upscale`.
+        region: ``frame`` (as trained) or ``object`` (each object in a zoomed crop, see `region`); ``context`` is
+            the crop's margin as a fraction of the object's visible extent.
+
+    ``pipe`` may be any object with the pipeline's ``sample(cond_a, cond_b, options, callback)`` (e.g. an oracle
+    sampler in benchmarks). With ``mask_upscale="reference"`` and ``region="frame"`` the result is the reference's.
     """
-    options = options or SamplingOptions()
+    options = options or SamplingOptions.for_stage("amodal")
+    check_mask_upscale(mask_upscale)
+    _check_region(region)
     modal = _objects(modal_masks, "modal_masks")
     n, t, height, width = modal.shape
     _check_frames(depth, (t, height, width), "depth", "modal_masks")
-    modal_conds = torch.stack([C.modal_condition(m, size) for m in modal])
-    depth_cond = C.depth_condition(depth, size).expand(n, -1, -1, -1, -1)
-    frames = pipe.sample(modal_conds, depth_cond, callback=callback, **options.sample_kwargs())
+    fmt, device = MaskFormat(modal, "modal_masks"), work_device(pipe)
+    boxes = native.object_boxes(modal, fmt, size, region, context)
+    modal_conds = native.modal_conditions(modal, fmt, boxes, size)
+    depth_conds = native.depth_conditions(depth, boxes, size, device)
+    frames = pipe.sample(modal_conds, depth_conds, options, callback)
 
-    processed = torch.stack([C.frames_to_amodal(f, c, threshold) for f, c in zip(frames, modal_conds)])
-    masks = C.resize_masks_nearest(processed, (height, width)) | (C.binarize_masks(modal.flatten(0, 1)) > 0).view_as(modal)
-    probability = C.resize_frames_bilinear(frames.mean(dim=2, keepdim=True).flatten(0, 1).permute(0, 2, 3, 1),
-                                           (height, width))[..., 0].view(n, t, height, width)
+    masks, processed, probability = native.stage1_results(frames, modal_conds, modal, fmt, boxes, threshold,
+                                                           mask_upscale, device)
     return AmodalMasks(masks=masks, masks_processed=processed, probability=probability)
 
 
@@ -107,6 +102,10 @@ def complete_content(
     size: tuple[int, int] = DEFAULT_SIZE,
     options: SamplingOptions | None = None,
     callback: StepCallback | None = None,
+    *,
+    keep_visible_pixels: bool = DEFAULT_KEEP_VISIBLE_PIXELS,
+    region: str = DEFAULT_REGION,
+    context: float = DEFAULT_CONTEXT,
 ) -> AmodalContent:
     """Stage 2: each object's appearance, hidden parts included.
 
@@ -117,8 +116,15 @@ def complete_content(
         amodal_masks: same shape as ``modal_masks``, at the input size or already at the processing size
             (e.g. `AmodalMasks.masks_processed`, as the reference feeds them).
         size: processing ``(height, width)``, multiples of 8.
+        keep_visible_pixels: True: the footage's own pixels where the object is visible, the model's colours
+            (colour-matched, blended over a few pixels) only in the hidden part, white outside (see
+            `content_blend`); False: the model's render everywhere, as the authors' demo saves it.
+        region, context: as in `predict_amodal_masks` (the crop follows the visible masks).
+
+    With ``keep_visible_pixels=False`` and ``region="frame"`` the result is the reference's.
     """
-    options = options or SamplingOptions(seed=29)
+    options = options or SamplingOptions.for_stage("content")
+    _check_region(region)
     modal = _objects(modal_masks, "modal_masks")
     amodal = _objects(amodal_masks, "amodal_masks")
     n, t, height, width = modal.shape
@@ -129,28 +135,28 @@ def complete_content(
         raise ValueError(f"amodal_masks has {amodal.shape[0]} objects x {amodal.shape[1]} frames; modal_masks has "
                          f"{n} x {t}. Pass one amodal mask sequence per modal mask sequence.")
 
-    modal_conds = torch.stack([C.modal_condition(m, size) for m in modal])
-    rgb_conds = torch.stack([C.modal_rgb_condition(rgb, c) for c in modal_conds])
-    amodal_conds = torch.stack([C.amodal_condition(_amodal_at(a, size)) for a in amodal])
-    frames = pipe.sample(rgb_conds, amodal_conds, callback=callback, **options.sample_kwargs())
+    if rgb.is_floating_point() and not bool(torch.isfinite(rgb).all()):
+        raise ValueError("rgb contains NaN or infinite values; check the node or file that made the frames.")
+    modal_fmt, amodal_fmt = MaskFormat(modal, "modal_masks"), MaskFormat(amodal, "amodal_masks")
+    device = work_device(pipe)
+    boxes = native.object_boxes(modal, modal_fmt, size, region, context)
+    inputs = native.Stage2Inputs(rgb, modal, modal_fmt, amodal, amodal_fmt, boxes, size)
+    frames = pipe.sample(*inputs.conditions(), options, callback)
 
-    processed = torch.stack([C.frames_to_uint8(f) for f in frames])
-    full = C.resize_frames_bilinear(processed.flatten(0, 1), (height, width)).view(n, t, height, width, 3)
-    return AmodalContent(rgb=full, rgb_processed=processed)
+    full, processed, alpha = native.stage2_results(frames, inputs, rgb, modal, modal_fmt, amodal, amodal_fmt, boxes,
+                                                   keep_visible_pixels, device)
+    return AmodalContent(rgb=full, rgb_processed=processed, alpha=alpha)
 
 
-def _amodal_at(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Amodal masks at the processing size: stage-1 masks (nearest-upsampled from this size) come back exactly
-    as the reference's processing-size masks."""
-    return C.downsample_masks_nearest(C.binarize_masks(masks) > 0, size)
+def _check_region(region: str) -> None:
+    if region not in REGIONS:
+        raise ValueError(f"region must be one of {REGIONS}, got {region!r}.")
 
 
 def _objects(masks: torch.Tensor, name: str) -> torch.Tensor:
     if not torch.is_tensor(masks) or masks.ndim not in (3, 4):
         shape = tuple(masks.shape) if torch.is_tensor(masks) else type(masks).__name__
         raise ValueError(f"{name} must be [T, H, W] (one object) or [N, T, H, W] (N objects); got {shape}.")
-    if masks.is_floating_point() and not torch.isfinite(masks).all():
-        raise ValueError(f"{name} contains NaN or infinite values.")
     return masks if masks.ndim == 4 else masks.unsqueeze(0)
 
 

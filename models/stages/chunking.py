@@ -1,0 +1,52 @@
+"""Lean host-side processing: clips at input resolution are handled a few frames at a time.
+
+A 48-frame 1080p clip is 1.2 GB as float RGB; copying it whole (to float, to uint8, to a mask format) several
+times costs more time and memory than the model's own work on a GPU. The stage functions therefore check each
+input once (`MaskFormat`), keep masks as bool until the result, and walk the clip in chunks of `CHUNK_FRAMES`
+frames, on the model's device when it is a GPU (`work_device`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .conditions import MASK_THRESHOLD_U8
+
+CHUNK_FRAMES = 8  # frames per host-side chunk (the VAE's default decode_chunk_size)
+
+
+def chunks(frames: int, size: int = CHUNK_FRAMES) -> list[slice]:
+    """``[0, frames)`` in slices of at most ``size`` frames."""
+    return [slice(i, min(i + size, frames)) for i in range(0, frames, size)]
+
+
+def work_device(pipe) -> torch.device:
+    """Where resizes run: the sampler's GPU when it has one, else the CPU (any object with ``sample`` works)."""
+    device = torch.device(getattr(pipe, "device", "cpu"))
+    return device if device.type != "cpu" else torch.device("cpu")
+
+
+class MaskFormat:
+    """How a mask tensor's values read as on/off, decided once for the whole tensor (the reference's rule).
+
+    bool as is; uint8 whose values are all 0/1 as 0/1, other uint8 on above 128; floats (0..1) on when the
+    rounded 8-bit value is above 128. `on` converts a chunk exactly as ``binarize_masks(x) > 0`` converts the
+    whole tensor.
+    """
+
+    def __init__(self, masks: torch.Tensor, name: str):
+        if not torch.is_tensor(masks):
+            raise ValueError(f"{name} must be a tensor, got {type(masks).__name__}.")
+        self.dtype = masks.dtype
+        self.zero_one = masks.dtype == torch.uint8 and bool(masks.max() <= 1) if masks.numel() else True
+        if masks.is_floating_point() and not bool(torch.isfinite(masks).all()):
+            raise ValueError(f"{name} contains NaN or infinite values; check the node or file that made it.")
+
+    def on(self, chunk: torch.Tensor) -> torch.Tensor:
+        """A chunk of the checked tensor -> bool, the same shape."""
+        if chunk.dtype == torch.bool:
+            return chunk
+        if chunk.dtype == torch.uint8:
+            return chunk > 0 if self.zero_one else chunk > MASK_THRESHOLD_U8
+        # round(clamp(x, 0, 1) * 255) > 128  <=>  x * 255 > 128.5 (128.5 rounds half to even, down to 128)
+        return chunk.float() * 255 > MASK_THRESHOLD_U8 + 0.5

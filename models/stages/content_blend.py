@@ -1,0 +1,105 @@
+"""Stage-2 output back at the input size, keeping the footage's own pixels where the object is visible.
+
+The model renders the whole object at the processing size (256x512): upsampled to 1080p or 4K, its visible part
+is a blurry copy of what the footage shows sharply. With ``keep_visible_pixels=True`` (default) the result is
+
+* the footage's pixels, exactly, wherever the object is visible (modal mask at the input size);
+* the model's colours only in the hidden part (amodal minus modal), scaled by a per-object, per-frame colour gain
+  so their brightness and tint meet the visible part without a seam: the gain per channel is
+  ``sum(footage) / sum(render)`` over a band of visible pixels along the visible/hidden border (`colour_gains`,
+  at the processing size, where both are at the same resolution). Frames without such a band (fully hidden or
+  fully visible) use the object's mean gain over the clip (geometric), or 1;
+* blended across the border: a hidden pixel within ``blend`` px of the visible part mixes the gain-matched render
+  with the nearest visible footage colours (a normalized box filter), from about 6/7 next to the border to 0
+  at ``blend + 1`` px, so no edge is visible;
+* white outside the object's full shape, as the model renders the background.
+
+``keep_visible_pixels=False`` gives the model's render everywhere, as the authors' demo saves it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_KEEP_VISIBLE_PIXELS = True
+GAIN_BAND = 3  # processing pixels of visible part along the hidden border used for the colour gain
+BLEND_PIXELS = 3  # input pixels over which the hidden part fades from the visible colours to the render
+GAIN_LIMITS = (0.25, 4.0)  # a gain outside this range is a wrong match, not a colour shift
+
+
+def colour_gains(footage: torch.Tensor, render: torch.Tensor, visible: torch.Tensor, hidden: torch.Tensor,
+                 band: int = GAIN_BAND) -> torch.Tensor:
+    """Per-frame, per-channel gain ``[T, 3]`` that maps the render's colours onto the footage's.
+
+    Args:
+        footage: ``[T, h, w, 3]`` the frames at the processing size (uint8 or float 0..1).
+        render: ``[T, h, w, 3]`` the model's frames at the processing size (same scale as ``footage``).
+        visible: ``[T, h, w]`` bool, the object's visible part at the processing size.
+        hidden: ``[T, h, w]`` bool, its hidden part at the processing size.
+        band: width in pixels of the band of visible pixels next to hidden ones.
+    """
+    near_hidden = F.max_pool2d(hidden[:, None].float(), 2 * band + 1, stride=1, padding=band)[:, 0] > 0
+    weight = (visible & near_hidden).unsqueeze(-1).float()  # [T, h, w, 1]
+    seen = footage.float().mul(weight).sum(dim=(1, 2))
+    drawn = render.float().mul(weight).sum(dim=(1, 2))
+    valid = (weight.sum(dim=(1, 2, 3)) > 0) & (drawn > 0).all(dim=-1)
+    gains = torch.ones_like(seen)
+    if bool(valid.any()):
+        gains[valid] = (seen[valid] / drawn[valid]).clamp(*GAIN_LIMITS)
+        gains[~valid] = gains[valid].log().mean(dim=0).exp()
+    return gains
+
+
+def compose_chunk(out: torch.Tensor, render: torch.Tensor, footage: torch.Tensor, visible: torch.Tensor,
+                  amodal: torch.Tensor, gains: torch.Tensor, blend: int = BLEND_PIXELS) -> torch.Tensor:
+    """Fills ``out`` ``[t, H, W, 3]`` (float32) with footage where visible, matched render where hidden, white
+    elsewhere, and returns it. Work beyond the white fill is limited to the box around the object's pixels.
+
+    Args:
+        render: ``[t, H, W, 3]`` the model's colours at this size (uint8 or float 0..1).
+        footage: ``[t, H, W, 3]`` float 0..1 frames.
+        visible, amodal: ``[t, H, W]`` bool (the object is ``amodal | visible``).
+        gains: ``[t, 3]`` from `colour_gains`.
+    """
+    out.fill_(1.0)
+    obj = amodal | visible
+    rows, cols = obj.any(dim=2).any(dim=0).nonzero(), obj.any(dim=1).any(dim=0).nonzero()
+    if rows.numel() == 0:
+        return out
+    h, w = obj.shape[-2:]
+    y0, y1 = max(int(rows[0]) - blend, 0), min(int(rows[-1]) + 1 + blend, h)
+    x0, x1 = max(int(cols[0]) - blend, 0), min(int(cols[-1]) + 1 + blend, w)
+    box = (slice(None), slice(y0, y1), slice(x0, x1))
+    vis, hid = visible[box], (amodal & ~visible)[box]
+    seen = footage[box].float()
+    if footage.dtype == torch.uint8:
+        seen = seen.div_(255)
+    drawn = render[box].float()
+    if render.dtype == torch.uint8:
+        drawn = drawn.div_(255)
+    drawn = drawn.mul_(gains.to(drawn)[:, None, None, :]).clamp_(0, 1)
+    if blend > 0:
+        drawn = _blend_from_visible(drawn, seen, vis, hid, blend)
+    region = torch.where(hid.unsqueeze(-1), drawn, 1.0)
+    out[box] = torch.where(vis.unsqueeze(-1), seen, region)
+    return out
+
+
+def _blend_from_visible(drawn: torch.Tensor, seen: torch.Tensor, visible: torch.Tensor, hidden: torch.Tensor,
+                        blend: int) -> torch.Tensor:
+    """Hidden pixels near the visible part: ``w * (mean visible colour nearby) + (1 - w) * drawn``, with ``w`` twice
+    the visible share of the ``(2 blend + 1)^2`` window (a ramp from about 6/7 at the border to 0)."""
+    size = 2 * blend + 1
+    vis = visible.unsqueeze(1).float()  # [t, 1, h, w]
+    stack = torch.cat([seen.permute(0, 3, 1, 2) * vis, vis], dim=1)  # [t, 4, h, w]
+    pooled = F.avg_pool2d(F.avg_pool2d(stack, (1, size), stride=1, padding=(0, blend), count_include_pad=True),
+                          (size, 1), stride=1, padding=(blend, 0), count_include_pad=True)
+    share = pooled[:, 3:]
+    near = (share > 0) & hidden.unsqueeze(1)
+    if not bool(near.any()):
+        return drawn
+    nearby = pooled[:, :3] / share.clamp_min(1e-12)
+    weight = (2 * share).clamp_(max=1) * near
+    mixed = weight * nearby + (1 - weight) * drawn.permute(0, 3, 1, 2)
+    return mixed.permute(0, 2, 3, 1)
