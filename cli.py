@@ -19,19 +19,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .models.engine.options import parse_size as parse_processing_size
 from .models import DEFAULT_SIZE, SamplingOptions, complete_content, load_pipeline, predict_amodal_masks
 from .models.depth.estimator import estimate_depth, load_depth_model, normalize_depth
 from .models.host import (
     AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH, DEPTH_MODELS, DIFFUSION_VAS, PRECISIONS,
     check_obtainable, resolve_checkpoint, resolve_depth_model, resolve_device, resolve_dtype,
 )
-from .models.io.mask_files import load_mask_values, object_ids, select_object
-from .models.io.media import image_files, read_frames, select_range, write_animation, write_png_frames
+from .models.io.mask_files import MASK_FORMATS, read_mask_folder
+from .models.io.media import (frame_rate, output_frame_rate, read_frames, write_animation, write_png_frames,
+                              pyav_available)
+from .models.stages.conditions import resize_masks_nearest
 
 from .benchmark_cli import add_benchmark_parser
 
 logger = logging.getLogger("diffusion_vas")
 EXAMPLE = Path(__file__).resolve().parent / "example_clips" / "synthetic_occlusion"
+FOLDER_FPS = 8  # written videos of a folder of frames (no rate of its own): the rate the authors sample at
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             args.frames, args.masks, args.object_ids = EXAMPLE / "rgb", EXAMPLE / "modal", None
+            args.mask_format = "auto"
         getattr(args, "handler", run)(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"diffusion-vas: error: {err}", file=sys.stderr)
@@ -56,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--masks", required=True, type=Path,
                             help="folder of modal masks, one per frame (binary or label/palette PNGs)")
     run_parser.add_argument("--object-ids", type=int, nargs="+",
-                            help="label masks: the ids to process (default: every id present)")
+                            help="label masks: the ids to process (default: every id covering at least 0.1%% of "
+                                 "a frame in some frame; the ids found are listed before the run)")
+    run_parser.add_argument("--mask-format", choices=MASK_FORMATS, default=MASK_FORMATS[0],
+                            help="auto: decided from the files (logged with the reason); binary: one object, on "
+                                 "where the grey level is above 128 (as the authors read masks); labels: pixel "
+                                 "values / palette indices are object ids (default: %(default)s)")
     demo_parser = commands.add_parser("demo", help="run on the bundled example clip (example_clips/synthetic_occlusion)")
     for sub in (run_parser, demo_parser):
         _add_common(sub)
@@ -93,7 +103,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--every", type=int, default=1, help="take every n-th frame (default: 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     parser.add_argument("--dtype", default="auto", choices=PRECISIONS, help="precision (default: auto)")
-    parser.add_argument("--fps", type=int, default=8, help="frame rate of the written videos (default: %(default)s)")
+    parser.add_argument("--fps", type=float, default=None,
+                        help=f"frame rate of the written videos (default: the video's rate divided by --every; "
+                             f"{FOLDER_FPS} for a folder of frames)")
     parser.add_argument("--masks-only", action="store_true", help="stop after stage 1 (amodal masks)")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
 
@@ -104,12 +116,10 @@ def run(args: argparse.Namespace) -> None:
     dtype = resolve_dtype(args.dtype, device)
     check_models(args)
     frames = read_frames(args.frames, args.start, args.count, args.every)
-    objects = read_objects(args.masks, args.object_ids, args.start, args.count, args.every)
-    if objects[1].shape[1:] != frames.shape[:3]:
-        raise ValueError(f"--masks gives {objects[1].shape[1]} masks of {objects[1].shape[2]}x{objects[1].shape[3]} "
-                         f"but --frames gives {frames.shape[0]} frames of {frames.shape[1]}x{frames.shape[2]} (HxW); "
-                         "use masks for exactly these frames (same start, count and every).")
-    ids, modal = objects
+    fps = args.fps or output_frame_rate(frame_rate(args.frames), args.every, FOLDER_FPS)
+    ids, modal = read_objects(args.masks, args.object_ids, args.start, args.count, args.every,
+                              getattr(args, "mask_format", "auto"))
+    modal = match_frames(modal, frames, args.masks, args.frames)
     logger.info("%d frames of %dx%d (HxW), objects %s, processing at %dx%d on %s (%s)", frames.shape[0],
                 frames.shape[1], frames.shape[2], ids, size[0], size[1], device, dtype)
 
@@ -128,7 +138,7 @@ def run(args: argparse.Namespace) -> None:
             content = complete_content(stage2, frames, modal, amodal.masks, size,
                                        SamplingOptions.for_stage("content", seed=args.content_seed, **shared),
                                        callback=bar)
-    write_results(args.out, frames, ids, amodal.masks, content.rgb if content else None, args.fps)
+    write_results(args.out, frames, ids, amodal.masks, content.rgb if content else None, fps)
     logger.info("results written to %s", args.out)
 
 
@@ -142,31 +152,50 @@ def check_models(args: argparse.Namespace) -> None:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--size {text!r}: write HEIGHTxWIDTH, e.g. 256x512.") from None
-    if height <= 0 or width <= 0 or height % 8 or width % 8:
-        raise ValueError(f"--size {text!r}: both sides must be positive multiples of 8 (64 for the real model).")
+    """``--size`` -> ``(height, width)``; warns where the published checkpoints need multiples of 64."""
+    height, width = parse_processing_size(text, "--size")
     if height % 64 or width % 64:
         logger.warning("--size %s is not a multiple of 64; the published checkpoints need one.", text)
     return height, width
 
 
-def read_objects(folder: Path, wanted: list[int] | None, start: int, count: int, step: int):
-    """Mask folder -> (object ids, ``[N, T, H, W]`` bool)."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"--masks {folder} is not a folder of mask images.")
-    files = image_files(folder)
-    if not files:
-        raise ValueError(f"--masks {folder} has no mask images.")
-    values, labels = load_mask_values(folder, select_range(files, start, count, step, f"masks in {folder}"))
-    ids = wanted or object_ids(values, labels)
+def read_objects(folder: Path, wanted: list[int] | None, start: int, count: int, step: int,
+                 mask_format: str = "auto"):
+    """Mask folder -> (object ids, ``[N, T, H, W]`` bool); the format, its reason and the ids found with their
+    pixel counts are logged before anything runs."""
+    try:
+        found = read_mask_folder(folder, mask_format, start, count, step)
+    except ValueError as err:
+        raise ValueError(f"--masks: {err}") from err
+    ids = wanted or found.ids
     if not ids:
-        raise ValueError(f"--masks {folder}: every mask is empty; the object must be visible in some frame.")
-    masks = np.stack([select_object(values, labels, i, folder) for i in ids])
+        raise ValueError(f"--masks {folder}: every mask is empty (read as {found.format}: {found.reason}); the "
+                         "object must be visible in some frame, or try --mask-format.")
+    try:
+        masks = np.stack([found.select(i) for i in ids])
+    except ValueError as err:
+        raise ValueError(f"--object-ids: {err}") from err
     return ids, torch.from_numpy(masks)
+
+
+def match_frames(modal: torch.Tensor, frames: torch.Tensor, masks_arg, frames_arg) -> torch.Tensor:
+    """Checks ``[N, T, h, w]`` masks against ``[T, H, W, 3]`` frames: the same count, and the same size or the
+    same aspect ratio (then resized, nearest neighbour, with a warning); otherwise says what differs and the fix."""
+    count, (height, width) = frames.shape[0], tuple(frames.shape[1:3])
+    mask_count, (mask_h, mask_w) = modal.shape[1], tuple(modal.shape[2:4])
+    if mask_count != count:
+        raise ValueError(f"--masks {masks_arg} gives {mask_count} masks but --frames {frames_arg} gives {count} "
+                         "frames (after --start/--count/--every, which apply to both): give one mask per frame, "
+                         "named so that they sort in frame order.")
+    if (mask_h, mask_w) == (height, width):
+        return modal
+    if abs(mask_w / mask_h - width / height) <= 1 / min(mask_h, height):
+        logger.warning("--masks are %dx%d (WxH) but the frames are %dx%d: resizing the masks to the frame size "
+                       "(nearest neighbour).", mask_w, mask_h, width, height)
+        return resize_masks_nearest(modal, (height, width))
+    raise ValueError(f"--masks {masks_arg} are {mask_w}x{mask_h} (WxH) but --frames {frames_arg} are {width}x{height}, "
+                     "a different aspect ratio: export the masks at the frame size (or crop/resize the frames to "
+                     "the masks' size).")
 
 
 def read_depth(args, frames: torch.Tensor, device, dtype) -> torch.Tensor:
@@ -184,8 +213,11 @@ def read_depth(args, frames: torch.Tensor, device, dtype) -> torch.Tensor:
 
 
 def write_results(out: Path, frames: torch.Tensor, ids: list[int], masks: torch.Tensor,
-                  rgb: torch.Tensor | None, fps: int) -> None:
+                  rgb: torch.Tensor | None, fps: float) -> None:
     """Per object ``obj<id>/``: amodal masks, completed RGB and an overlay, as PNG frames plus GIF and MP4."""
+    mp4 = pyav_available()
+    if not mp4:
+        logger.warning("PyAV is not installed, so no MP4 is written (PNG frames and GIFs are): pip install av.")
     for index, object_id in enumerate(ids):
         folder = out / f"obj{object_id}"
         outputs = {"amodal_masks": masks[index].to(torch.uint8) * 255, "overlay": overlay(frames, masks[index])}
@@ -194,10 +226,8 @@ def write_results(out: Path, frames: torch.Tensor, ids: list[int], masks: torch.
         for name, video in outputs.items():
             write_png_frames(folder / name, video)
             write_animation(folder / f"{name}.gif", video, fps)
-            try:
+            if mp4:
                 write_animation(folder / f"{name}.mp4", video, fps)
-            except RuntimeError as err:  # PyAV missing: the PNGs and GIF are written, say why the MP4 is not
-                logger.warning("%s", err)
 
 
 def overlay(frames: torch.Tensor, mask: torch.Tensor, colour=(255, 64, 160), alpha: float = 0.5) -> torch.Tensor:

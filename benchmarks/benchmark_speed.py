@@ -32,8 +32,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _repo import import_pack, size_arg  # noqa: E402
+from diffusion_vas.models.engine.options import parse_size as size_arg
 
 logger = logging.getLogger("benchmark_speed")
 
@@ -121,7 +120,6 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("Pass --stage1 and/or --stage2 checkpoint folders, or --real-size.")
     if min(args.steps, args.repeats, *args.lengths) < 1:
         raise SystemExit("--steps, --repeats and every --lengths value must be at least 1.")
-    import_pack()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))

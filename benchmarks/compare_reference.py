@@ -18,8 +18,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _repo import import_pack, size_arg  # noqa: E402
+from diffusion_vas.models.engine.options import parse_size as size_arg
 
 
 def main() -> None:
@@ -33,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     height, width = args.size
 
-    pack = import_pack()
+    import diffusion_vas as pack
     sys.path.insert(0, str(args.reference_repo.resolve()))
     from models.diffusion_vas.pipeline_diffusion_vas import DiffusionVASPipeline as Reference
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _repo import import_pack, size_arg  # noqa: E402
+from diffusion_vas.models.engine.options import parse_size as size_arg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import_pack()
     from diffusion_vas.models import SamplingOptions
     from diffusion_vas.models.evaluation.evaluate import format_report, run_evaluation
     from diffusion_vas.models.evaluation.synthetic import SyntheticSpec, generate_benchmark, write_clip

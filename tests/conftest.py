@@ -1,4 +1,8 @@
-"""Test setup: imports the repository root as the package ``diffusion_vas`` and locates ``../shared``."""
+"""Test setup: the installed package ``diffusion_vas`` (``pip install -e .``), ``../shared`` and the tiny models.
+
+Tests that compare with the authors' golden outputs need ``../shared/parity`` and skip without it; everything
+else runs on `TINY` (the parity fixtures' tiny checkpoints, or tiny random models built here when they are absent).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,18 @@ SHARED = Path(os.environ.get("DIFFUSION_VAS_SHARED", REPO.parent / "shared"))
 PARITY = SHARED / "parity"
 
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-from _repo import import_pack  # noqa: E402  (installed package, or this checkout as ``diffusion_vas``)
+try:
+    import diffusion_vas  # noqa: F401
+except ImportError:  # pragma: no cover - a setup mistake, said plainly
+    pytest.exit("diffusion_vas is not installed: run `pip install -e \".[test]\"` in the repository first.", 4)
+if Path(diffusion_vas.__file__).resolve().parent != REPO:
+    pytest.exit(f"diffusion_vas is imported from {Path(diffusion_vas.__file__).parent}, not this checkout {REPO}: "
+                "run `pip install -e .` here.", 4)
 
-import_pack()
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_models import tiny_models  # noqa: E402
+
+TINY = tiny_models(PARITY)
 
 needs_parity = pytest.mark.skipif(not PARITY.is_dir(), reason=f"parity fixtures not found at {PARITY}")
 
@@ -35,17 +47,13 @@ def parity_case():
 
 @pytest.fixture(scope="session")
 def stage1_pipe():
-    if not PARITY.is_dir():
-        pytest.skip(f"parity fixtures not found at {PARITY}")
     from diffusion_vas.models import load_pipeline
 
-    return load_pipeline(PARITY / "tiny-amodal-segmentation")
+    return load_pipeline(TINY.stage1)
 
 
 @pytest.fixture(scope="session")
 def stage2_pipe():
-    if not PARITY.is_dir():
-        pytest.skip(f"parity fixtures not found at {PARITY}")
     from diffusion_vas.models import load_pipeline
 
-    return load_pipeline(PARITY / "tiny-content-completion")
+    return load_pipeline(TINY.stage2)

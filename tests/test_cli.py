@@ -10,10 +10,9 @@ import pytest
 from PIL import Image
 
 from diffusion_vas.cli import EXAMPLE, main, parse_size
-from conftest import PARITY, REPO, needs_parity
+from conftest import REPO, TINY as MODELS
 
-pytestmark = needs_parity
-TINY = ["--stage1", str(PARITY / "tiny-amodal-segmentation"), "--stage2", str(PARITY / "tiny-content-completion")]
+TINY = ["--stage1", str(MODELS.stage1), "--stage2", str(MODELS.stage2)]
 FAST = ["--steps", "2", "--size", "64x128", "--quiet"]
 
 

@@ -13,9 +13,9 @@ from safetensors.torch import load_file, save_file
 from diffusion_vas.models.depth.estimator import load_depth_model, network_input_size, normalize_depth
 from diffusion_vas.nodes.depth import PseudoDepth
 
-from conftest import PARITY
+from conftest import PARITY, TINY
 
-TINY_HF = PARITY / "tiny-depth-anything-v2"
+TINY_HF = TINY.depth  # the parity fixtures' tiny transformers model, or one built for this run
 TINY_OFFICIAL = PARITY / "tiny-depth-anything-v2-official" / "depth_anything_v2_vits.pth"
 FAST_INPUT = 56  # network input side for plumbing tests (the real 518 is exercised by the parity test)
 
@@ -33,9 +33,11 @@ def depth_case(parity):
 
 
 @pytest.fixture(scope="module")
-def frames(depth_case):
-    """``[5, 90, 172, 3]`` float frames in 0..1, as a ComfyUI IMAGE."""
-    return depth_case["rgb_u8"].float() / 255
+def frames():
+    """``[5, 90, 172, 3]`` float frames in 0..1, as a ComfyUI IMAGE (the depth case's, or random without it)."""
+    if PARITY.is_dir():
+        return load_file(str(PARITY / "depth_case.safetensors"))["rgb_u8"].float() / 255
+    return torch.rand(5, 90, 172, 3, generator=torch.Generator().manual_seed(0))
 
 
 def run_node(**inputs):
@@ -149,7 +151,7 @@ def test_external_depth_is_checked_and_resized(frames):
         run_node(images=frames, model="unused", depth=depth[:4])
 
 
-def test_missing_files_are_named(parity, tmp_path):
+def test_missing_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing-here.pth"):
         load_depth_model(tmp_path / "nothing-here.pth")
     folder = tmp_path / "half-downloaded"
@@ -169,7 +171,7 @@ def test_corrupt_single_files_are_named(tmp_path, name):
         load_depth_model(file)
 
 
-def test_corrupt_transformers_folder_is_named(parity, tmp_path):
+def test_corrupt_transformers_folder_is_named(tmp_path):
     folder = tmp_path / "broken-hf"
     folder.mkdir()
     shutil.copy(TINY_HF / "config.json", folder / "config.json")
@@ -224,7 +226,7 @@ def test_node_metadata():
     assert NODE_CLASS_MAPPINGS["PseudoDepth"] is PseudoDepth
 
 
-def test_hf_names_download_on_first_use(parity, tmp_path, monkeypatch, frames):
+def test_hf_names_download_on_first_use(tmp_path, monkeypatch, frames):
     """A listed ``*-hf`` name missing from the model folder is fetched into the first folder, then loaded."""
     import huggingface_hub
 

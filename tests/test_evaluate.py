@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from conftest import PARITY, REPO, needs_parity
+from conftest import REPO, TINY
 from diffusion_vas.models import SamplingOptions
 from diffusion_vas.models.evaluation.evaluate import format_report, mean_visible_colour, run_evaluation, temporal_union
 from diffusion_vas.models.evaluation.synthetic import SyntheticSpec, generate_benchmark
@@ -57,11 +57,10 @@ def test_baselines_only():
     assert result["completion"] == {} and result["seconds"] == {}
 
 
-@needs_parity
 def test_tiny_checkpoints_on_generated_clips():
     result = run_evaluation(
-        PARITY / "tiny-amodal-segmentation", count=2, seed=3, spec=SPEC,
-        stage2_path=PARITY / "tiny-content-completion", size=(32, 64),
+        TINY.stage1, count=2, seed=3, spec=SPEC,
+        stage2_path=TINY.stage2, size=(32, 64),
         stage1_options=ONE_STEP, stage2_options=SamplingOptions.for_stage("content", num_inference_steps=1),
         completion_masks="predicted",
     )
@@ -89,7 +88,7 @@ def test_run_evaluation_errors(tmp_path):
     clip = generate_benchmark(1, SPEC)[0]
     clip.depth = None
     with pytest.raises(ValueError, match="no depth"):
-        run_evaluation(PARITY / "tiny-amodal-segmentation", [clip])
+        run_evaluation(TINY.stage1, [clip])
     with pytest.raises(ValueError, match="completion_masks"):
         run_evaluation(None, [clip], completion_masks="guess")
     with pytest.raises(ValueError, match="needs stage1_path"):
@@ -105,9 +104,8 @@ def _script():
     return module
 
 
-@needs_parity
 def test_script_in_process(tmp_path, capsys):
-    args = ["--stage1", str(PARITY / "tiny-amodal-segmentation"), "--count", "1", "--frames", "4",
+    args = ["--stage1", str(TINY.stage1), "--count", "1", "--frames", "4",
             "--clip-size", "48x96", "--size", "32x64", "--steps", "1", "--device", "cpu",
             "--save-clips", str(tmp_path / "clips"), "--json", str(tmp_path / "result.json")]
     result = _script().main(args)

@@ -11,10 +11,9 @@ from safetensors.torch import load_file, save_file
 
 from diffusion_vas.models import load_pipeline
 from diffusion_vas.models.engine.loading import weights_file
-from conftest import PARITY, needs_parity
+from conftest import TINY as MODELS
 
-pytestmark = needs_parity
-TINY = PARITY / "tiny-amodal-segmentation"
+TINY = MODELS.stage1
 
 
 @pytest.fixture

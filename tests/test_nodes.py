@@ -13,15 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import PARITY, REPO
+from conftest import REPO, TINY
 
 from diffusion_vas import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from diffusion_vas.nodes import adapters, examples, loader, masks, stages
 from diffusion_vas.models.host import policy
 from diffusion_vas.models.host.policy import MODELS_ENV
 
-STAGE1 = PARITY / "tiny-amodal-segmentation"
-STAGE2 = PARITY / "tiny-content-completion"
+STAGE1, STAGE2 = TINY.stage1, TINY.stage2
 MY_NODES = ("DiffusionVASLoader", "LoadModalMasks", "AmodalMaskSVD", "AmodalContentSVD")
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 FAST = dict(steps=2, width=128, height=64)
@@ -78,15 +77,11 @@ def case_inputs(parity_case):
 
 @pytest.fixture(scope="module")
 def model1():
-    if not STAGE1.is_dir():
-        pytest.skip(f"tiny checkpoints not found at {PARITY}")
     return run(loader.DiffusionVASLoader, model=str(STAGE1), precision="fp32")[0]
 
 
 @pytest.fixture(scope="module")
 def model2():
-    if not STAGE2.is_dir():
-        pytest.skip(f"tiny checkpoints not found at {PARITY}")
     return run(loader.DiffusionVASLoader, model=str(STAGE2), precision="auto")[0]
 
 
@@ -138,7 +133,8 @@ def test_reference_parity_through_the_nodes(parity_case, case_inputs, model1, mo
                     noise_aug_strength=params["noise_aug_strength"], decode_chunk_size=params["decode_chunk_size"])
 
     amodal, probability = run(stages.AmodalMaskSVD, model=model1, modal_masks=case_inputs["modal"],
-                              depth=case_inputs["depth"], seed=int(meta["seed_stage1"]), **sampling)
+                              depth=case_inputs["depth"], seed=int(meta["seed_stage1"]), mask_upscale="reference",
+                              **sampling)
     expected = parity_case["stage1/amodal_mask_orig"].bool() | (parity_case["input/modal_mask_u8"] > 128)
     assert amodal.shape == expected.shape and amodal.dtype == torch.float32
     iou = (amodal.bool() & expected).sum().item() / (amodal.bool() | expected).sum().item()
@@ -147,7 +143,8 @@ def test_reference_parity_through_the_nodes(parity_case, case_inputs, model1, mo
     assert bool((amodal.bool() | ~(case_inputs["modal"] > 0.5)).all()), "every visible pixel is in the amodal mask"
 
     rgb, alpha = run(stages.AmodalContentSVD, model=model2, images=case_inputs["images"],
-                     modal_masks=case_inputs["modal"], amodal_masks=amodal, seed=int(meta["seed_stage2"]), **sampling)
+                     modal_masks=case_inputs["modal"], amodal_masks=amodal, seed=int(meta["seed_stage2"]),
+                     keep_visible_pixels=False, **sampling)
     reference = parity_case["stage2/frames_orig_u8"].float() / 255
     assert rgb.shape == reference.shape
     error = (rgb - reference).abs().mean().item()
@@ -344,7 +341,7 @@ def test_load_masks_errors_and_change_detection(tmp_path):
     empty.mkdir()
     with pytest.raises(ValueError, match="has no mask images"):
         load_masks(folder=str(empty))
-    with pytest.raises(ValueError, match="is not a folder"):
+    with pytest.raises(ValueError, match="does not exist"):
         load_masks(folder=str(tmp_path / "missing"))
 
     folder = tmp_path / "binary"

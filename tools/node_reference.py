@@ -5,11 +5,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _repo import import_pack  # noqa: E402
 
 
 def describe(kind, spec) -> str:
@@ -22,7 +18,7 @@ def describe(kind, spec) -> str:
 
 
 def main() -> None:
-    pack = import_pack()
+    import diffusion_vas as pack
     for name, cls in pack.NODE_CLASS_MAPPINGS.items():
         display = pack.NODE_DISPLAY_NAME_MAPPINGS.get(name, name)
         print(f"### `{name}` ({display})\n\n{cls.DESCRIPTION}\n")

@@ -23,8 +23,6 @@ import torch
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from _repo import import_pack  # noqa: E402  (this checkout as ``diffusion_vas``)
 
 LABEL_HEIGHT = 14
 
@@ -90,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="move offset in pixels (default: -W/10, 0)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import_pack()
     try:
         render(args.clip, args.out, args.frames, args.feather, tuple(args.offset) if args.offset else None)
     except ValueError as error:

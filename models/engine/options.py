@@ -26,7 +26,8 @@ class SamplingOptions:
     decode_chunk_size: int = 8  # changes results slightly (temporal VAE decoding per chunk), as in the reference
     window: int = 25  # frames denoised together (trained on 25)
     overlap: int = 8  # frames shared by neighbouring windows
-    object_batch_size: int = 1  # objects denoised in one UNet batch
+    object_batch_size: int = 1  # object-samples denoised in one UNet batch
+    samples: int = 1  # independent samples per object; sample k is drawn exactly as a run with seed + k
 
     @classmethod
     def for_stage(cls, stage: str, **changes) -> "SamplingOptions":
@@ -53,6 +54,19 @@ class SamplingOptions:
                              f"overlap={self.overlap}.")
         if self.object_batch_size < 1:
             raise ValueError(f"object_batch_size must be at least 1, got {self.object_batch_size}.")
+        if self.samples < 1:
+            raise ValueError(f"samples must be at least 1, got {self.samples}.")
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def parse_size(text: str, what: str = "--size") -> tuple[int, int]:
+    """``"HEIGHTxWIDTH"`` -> ``(height, width)``, positive multiples of 8 (64 for the published checkpoints)."""
+    try:
+        height, width = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"{what} {text!r}: write HEIGHTxWIDTH, e.g. 256x512.") from None
+    if height <= 0 or width <= 0 or height % 8 or width % 8:
+        raise ValueError(f"{what} {text!r}: both sides must be positive multiples of 8 (64 for the real model).")
+    return height, width
