@@ -16,6 +16,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..engine.options import parse_size as parse_processing_size
+
 STAGES = ("amodal", "content")
 CLIP_CONTEXTS = ("all_frames", "per_frame")
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
@@ -160,11 +162,5 @@ class TrainingConfig:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"128x256"`` -> ``(128, 256)`` (height, width)."""
-    try:
-        height, width = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--size {text!r}: write HEIGHTxWIDTH, e.g. 128x256.") from None
-    if height <= 0 or width <= 0 or height % 8 or width % 8:
-        raise ValueError(f"--size {text!r}: both sides must be positive multiples of 8 (64 for the real model).")
-    return height, width
+    """``"128x256"`` -> ``(128, 256)`` (height, width); the engine's one size rule."""
+    return parse_processing_size(text, "--size")

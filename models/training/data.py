@@ -162,6 +162,13 @@ class TrackSource:
     def identity(self, track: Track) -> str:
         return track.clip
 
+    def describe(self, index: int) -> tuple[int, float, bool]:
+        """``(frames, mean visible/amodal IoU, has amodal_rgb)`` of track ``index`` (loads its clip)."""
+        from .occluders import mean_visible_iou
+
+        track = self.track(index)
+        return track.frames, mean_visible_iou(track.modal, track.amodal), track.amodal_rgb is not None
+
     def precompute_depth(self) -> int:
         """Loads every clip once so missing depth is estimated and cached; returns the number of clips."""
         for c in range(self.clip_count()):

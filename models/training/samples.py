@@ -92,12 +92,12 @@ class TrainingSamples(Dataset):
         """Track indices long enough to sample and, for stage 2, with known colours in the hidden part."""
         long_enough, skipped_short, skipped_hidden = [], 0, 0
         for i in range(len(self.source)):
-            track = self.source.track(i)
-            if track.frames < self.frames:
+            frames, visible_iou, has_colours = self.source.describe(i)
+            if frames < self.frames:
                 skipped_short += 1
                 continue
-            if (self.config.stage == "content" and track.amodal_rgb is None
-                    and not mean_visible_iou(track.modal, track.amodal) >= self.config.complete_object_iou):
+            if (self.config.stage == "content" and not has_colours
+                    and not visible_iou >= self.config.complete_object_iou):
                 skipped_hidden += 1
                 continue
             long_enough.append(i)

@@ -41,6 +41,15 @@ class StepOutput:
     u: torch.Tensor
 
 
+def dropout_keep(u: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' conditioning dropout (InstructPix2Pix scheme): ``(keep CLIP, keep latent conditions)`` [B] bool.
+
+    ``u < p``: CLIP dropped; ``p <= u < 2p``: both dropped; ``2p <= u < 3p``: latent conditions dropped;
+    otherwise nothing (p = 0.1: 10 % / 10 % / 10 % / 70 %).
+    """
+    return u >= 2 * p, ~((u >= p) & (u < 3 * p))
+
+
 class LossComputer:
     """Holds the frozen VAE and CLIP encoder and computes `StepOutput` for a UNet and a batch."""
 
@@ -71,9 +80,8 @@ class LossComputer:
             lat_b = self.encode(cond_b + cond_sigma.view(view).to(self.device) * noise_b.to(self.device), generator)
             embeds = self.clip_embeddings(cond_a)  # [B, T, D]
 
-        p = cfg.conditioning_dropout
-        keep_clip = (u >= 2 * p).to(self.device)
-        keep_cond = ~((u >= p) & (u < 3 * p)).to(self.device)
+        keep_clip, keep_cond = dropout_keep(u, cfg.conditioning_dropout)
+        keep_clip, keep_cond = keep_clip.to(self.device), keep_cond.to(self.device)
         embeds = embeds * keep_clip.view(b, 1, 1).to(embeds.dtype)
         conds = torch.cat([lat_a, lat_b], dim=2) * keep_cond.view(view).to(lat_a.dtype)
         context = self.context(embeds)

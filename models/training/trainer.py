@@ -22,6 +22,7 @@ import logging
 import math
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import torch
 from accelerate import Accelerator
@@ -79,10 +80,11 @@ def find_checkpoint(out: Path, resume: str) -> Path:
     return path
 
 
-def train(config: TrainingConfig, progress: bool = True) -> Path:
+def train(config: TrainingConfig, progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> Path:
     """Runs the fine-tuning described by ``config``; returns the ``final`` checkpoint folder.
 
     Call it in every process (``accelerate launch`` starts them); single-process runs need nothing else.
+    ``on_step(step, loss)`` is called after every optimiser step with the loss averaged over processes.
     """
     out = config.out_dir
     mixed = resolve_mixed_precision(config.mixed_precision)
@@ -117,6 +119,8 @@ def train(config: TrainingConfig, progress: bool = True) -> Path:
         source = open_source(config.data, config.size, config.num_frames, config.seed, config.stage == "amodal",
                              depth, config.data_root, config.synthetic_clips)
         samples = TrainingSamples(source, config, rank)
+        if config.stage == "amodal":
+            source.precompute_depth()
 
     step = 0
     if config.resume:
@@ -169,6 +173,8 @@ def train(config: TrainingConfig, progress: bool = True) -> Path:
                                f"--mixed-precision bf16/no.")
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        if on_step is not None:
+            on_step(step, step_loss)
         accelerator.log({"train_loss": step_loss, "lr": scheduler.get_last_lr()[0]}, step=step)
         if step % config.save_every == 0 or step == config.max_steps:
             save_checkpoint(accelerator, out, step, config.checkpoints_total_limit)
