@@ -1,8 +1,8 @@
 """The ``LoadModalMasks`` node: a folder of mask images -> MASK.
 
-Mask files are taken in natural name order and read by `models.io.mask_files`: palette PNGs and 16/32-bit label
-images carry object ids; 8-bit grayscale, RGB and 1-bit images are binary masks (on above 127) unless the
-brightest value in the folder is below 128 (a grayscale label image).
+Mask files are taken in natural name order and read by the engine's one mask reader (`models.io.mask_files`,
+``mask_format`` auto / binary / labels): grey-level masks as the authors read them (grey level > 128), or
+label/palette images whose values are object ids; ``auto`` decides per folder from evidence and logs why.
 
 The first time ComfyUI asks for this node's inputs, the shipped example clips are placed in its input folder
 (`examples.install_examples`), so the default folder works in a fresh install.
@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from ..models.stages.conditions import resize_masks_nearest
-from ..models.io.mask_files import load_mask_values, select_object
-from ..models.io.media import IMAGE_EXTENSIONS, image_files, select_range
+from ..models.io.mask_files import MASK_FORMATS, read_mask_folder
+from ..models.io.media import image_files
 from ..models.host import get_host
 from .examples import example_folder, install_examples
 
@@ -28,25 +28,16 @@ EXAMPLE_MASKS = example_folder("synthetic_occlusion", "modal")
 
 
 def resolve_folder(folder: str) -> Path:
-    """An absolute folder, or one relative to ComfyUI's input folder (the working directory outside ComfyUI)."""
+    """An absolute folder, or one relative to ComfyUI's input folder (the working directory outside ComfyUI).
+
+    Only the path is built here; `read_mask_folder` says whether it does not exist or is a file."""
     text = folder.strip()
     if not text:
         raise ValueError("folder: give a folder of mask images (relative to ComfyUI's input folder, or absolute).")
     path = Path(text).expanduser()
     if not path.is_absolute():
         path = (get_host().input_directory() or Path.cwd()) / path
-    if not path.is_dir():
-        raise ValueError(f"folder: {path} is not a folder; give a folder of mask images (relative to ComfyUI's "
-                         "input folder, or absolute).")
     return path
-
-
-def select_files(folder: Path, start_frame: int, frame_count: int, every_nth: int) -> list[Path]:
-    """The mask images of ``folder`` in natural name order, ``[start_frame::every_nth]`` limited to ``frame_count``."""
-    files = image_files(folder)
-    if not files:
-        raise ValueError(f"folder: {folder} has no mask images ({', '.join(IMAGE_EXTENSIONS)}).")
-    return select_range(files, start_frame, frame_count, every_nth, f"masks in {folder}")
 
 
 class LoadModalMasks:
@@ -93,32 +84,50 @@ class LoadModalMasks:
                 "reference_images": ("IMAGE", {
                     "tooltip": "Video frames whose size the masks are resized to (nearest neighbour).",
                 }),
+                "mask_format": (list(MASK_FORMATS), {
+                    "default": MASK_FORMATS[0],
+                    "tooltip": "auto: decided per folder from the files (logged with the reason). binary: one "
+                               "object, on where the grey level is above 128 (as the authors read masks; alpha "
+                               "masks and 0/1 masks too). labels: pixel values / palette indices are object ids "
+                               "(DAVIS, YouTube-VOS, SAM2 exports).",
+                }),
             },
         }
 
     @classmethod
-    def IS_CHANGED(cls, folder, start_frame=0, frame_count=0, every_nth=1, **_):
-        """Hash of the names and bytes of the files the node would read."""
-        digest = hashlib.sha256()
-        for file in select_files(resolve_folder(folder), start_frame, frame_count, every_nth):
-            digest.update(file.name.encode())
-            digest.update(file.read_bytes())
+    def IS_CHANGED(cls, folder, start_frame=0, frame_count=0, every_nth=1, mask_format="auto", **_):
+        """Hash of the settings and of the names and bytes of every image in the folder.
+
+        It never raises: a missing folder or a bad range is reported once, by `load` (ComfyUI logs an exception
+        raised here as a warning and then runs the node anyway, which made every message appear twice)."""
+        digest = hashlib.sha256(repr((start_frame, frame_count, every_nth, mask_format)).encode())
+        path = resolve_folder(folder) if folder.strip() else None
+        if path is not None and path.is_dir():
+            for file in image_files(path):
+                digest.update(file.name.encode())
+                digest.update(file.read_bytes())
+        else:
+            digest.update(f"missing:{path}".encode())
         return digest.hexdigest()
 
-    def load(self, folder, object_id=0, start_frame=0, frame_count=0, every_nth=1, reference_images=None):
+    def load(self, folder, object_id=0, start_frame=0, frame_count=0, every_nth=1, reference_images=None,
+             mask_format="auto"):
         path = resolve_folder(folder)
-        files = select_files(path, start_frame, frame_count, every_nth)
-        values, labels = load_mask_values(path, files)
-        masks = torch.from_numpy(select_object(values, labels, object_id, path))
+        try:
+            found = read_mask_folder(path, mask_format, start_frame, frame_count, every_nth)
+        except ValueError as err:
+            raise ValueError(f"folder: {err}") from err
+        masks = torch.from_numpy(found.select(object_id))
         if reference_images is not None:
             if reference_images.ndim != 4:
                 raise ValueError(f"reference_images: expected an IMAGE [frames, height, width, 3], got "
                                  f"{tuple(reference_images.shape)}.")
             if reference_images.shape[0] not in (1, masks.shape[0]):
-                logger.warning("LoadModalMasks: %d masks but %d reference images; check start, count and skip.",
-                               masks.shape[0], reference_images.shape[0])
+                logger.warning("LoadModalMasks: %d masks but %d reference images; set start_frame, frame_count "
+                               "and every_nth to the video loader's.", masks.shape[0], reference_images.shape[0])
             masks = resize_masks_nearest(masks, tuple(reference_images.shape[1:3]))
-        logger.info("LoadModalMasks: %d masks %dx%d from %s", masks.shape[0], masks.shape[2], masks.shape[1], path)
+        logger.info("LoadModalMasks: %d masks %dx%d (object_id %d, %s) from %s", masks.shape[0], masks.shape[2],
+                    masks.shape[1], object_id, found.format, path)
         return (masks.float(),)
 
 

@@ -205,3 +205,41 @@ def test_range_and_messages(tmp_path):
     Image.fromarray(np.zeros((10, 20), np.uint8)).save(tmp_path / "m" / "m9.png")
     with pytest.raises(ValueError, match=r"m9.png is 20x10 but m0.png is 90x60 \(WxH"):
         read_mask_files(sorted((tmp_path / "m").glob("*.png")))
+
+
+# -- through the LoadModalMasks node ----------------------------------------------------------------------------
+
+def test_node_mask_format_input_and_inverted_palette(tmp_path):
+    from diffusion_vas.nodes import masks as node_masks
+
+    optional = node_masks.LoadModalMasks.INPUT_TYPES()["optional"]
+    assert list(optional)[-1] == "mask_format" and optional["mask_format"][0] == ["auto", "binary", "labels"]
+    assert optional["mask_format"][1]["default"] == "auto"
+
+    ramp = np.stack([255 - np.arange(256)] * 3, axis=1)  # index 0 white: object_id 0 used to give the inverse
+    save_all(tmp_path / "ramp", [palette_image(255 - soft_disk(k), ramp) for k in range(T)])
+    node = node_masks.LoadModalMasks()
+    (loaded,) = node.load(folder=str(tmp_path / "ramp"))
+    truth = np.stack([soft_disk(k) > 128 for k in range(T)])
+    np.testing.assert_array_equal(loaded.numpy() > 0.5, truth)
+
+    save_all(tmp_path / "davis", [palette_image(three_objects(k), voc_palette()) for k in range(T)])
+    (every,) = node.load(folder=str(tmp_path / "davis"))
+    np.testing.assert_array_equal(every.numpy() > 0.5, np.stack([three_objects(k) > 0 for k in range(T)]))
+    (two,) = node.load(folder=str(tmp_path / "davis"), object_id=2)
+    np.testing.assert_array_equal(two.numpy() > 0.5, np.stack([three_objects(k) == 2 for k in range(T)]))
+    (grey,) = node.load(folder=str(tmp_path / "davis"), mask_format="binary")
+    assert not grey.any()  # the authors' reading of dark label colours
+
+
+def test_node_missing_folder_is_reported_once(tmp_path):
+    from diffusion_vas.nodes import masks as node_masks
+
+    missing = str(tmp_path / "nowhere")
+    changed = node_masks.LoadModalMasks.IS_CHANGED(folder=missing)  # never raises: load reports it, once
+    assert isinstance(changed, str)
+    with pytest.raises(ValueError, match=r"^folder: Mask folder .*nowhere does not exist"):
+        node_masks.LoadModalMasks().load(folder=missing)
+    (tmp_path / "file.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        node_masks.LoadModalMasks().load(folder=str(tmp_path / "file.png"))

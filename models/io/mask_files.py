@@ -400,8 +400,10 @@ def _decide(images: list[_MaskImage], uses_alpha: bool, scale16: bool, colour_id
     nothing_visible = not (grey > MASK_THRESHOLD_U8).any()
     if not coloured and not nothing_visible:
         what = "palette colours" if any(image.palette is not None for image in images) else "values"
-        return "binary", (f"the {what} in use are shades of grey (a grey-level mask, {len(objects)} levels), so "
-                          f"grey level > {MASK_THRESHOLD_U8} as the authors read masks")
+        levels = ("one grey level besides the background" if len(objects) == 1 else
+                  f"{len(objects)} shades of grey, not label colours")
+        return "binary", (f"the {what} in use are {levels}, so grey level > {MASK_THRESHOLD_U8} as the authors "
+                          "read masks")
     if len(real) > MAX_LABEL_OBJECTS:
         return "binary", (f"{len(real)} label values cover a real region, more than the {MAX_LABEL_OBJECTS} "
                           f"objects a label image holds, so grey level > {MASK_THRESHOLD_U8}")

@@ -138,6 +138,15 @@ def _encode_mp4(path: Path, arrays: list[np.ndarray], fps: float, crf: int) -> N
         container.mux(stream.encode())
 
 
+def pyav_available() -> bool:
+    """Whether PyAV (video files) can be imported."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _require_av(purpose: str):
     try:
         import av
