@@ -60,6 +60,8 @@ def add_benchmark_parser(commands) -> None:
     run.add_argument("--steps", type=int, default=25, help="denoising steps (default: %(default)s)")
     run.add_argument("--seed", type=int, default=23, help="stage-1 seed, per clip (default: %(default)s)")
     run.add_argument("--limit", type=int, help="only the first N usable clips")
+    run.add_argument("--size", type=_size, help="processing HEIGHTxWIDTH instead of the dataset's (256x512); "
+                                                 "not the authors' setting")
     run.add_argument("--device", default="auto", help="auto (accelerate's device per process), cpu, cuda, ...")
     run.add_argument("--dtype", default="auto", choices=PRECISIONS, help="precision (default: auto)")
     run.add_argument("--score", action="store_true", help="score the merged result file at the end")
@@ -76,7 +78,7 @@ def run_command(args: argparse.Namespace) -> None:
     from .models.stages.run import SamplingOptions
 
     settings = settings_for(args.dataset)
-    state = _process_state()
+    state = _process_state(args.device)
     device = state.device if (args.device == "auto" and state is not None) else resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     output = args.output or Path(settings.result_name)
@@ -89,7 +91,7 @@ def run_command(args: argparse.Namespace) -> None:
         options=SamplingOptions(seed=args.seed, num_inference_steps=args.steps), content_pipe=content,
         content_dir=args.content_dir, depth_cache=args.depth_cache, limit=args.limit,
         process_index=state.process_index if state else 0, num_processes=state.num_processes if state else 1,
-        barrier=state.wait_for_everyone if state else None, progress=not args.no_progress,
+        barrier=state.wait_for_everyone if state else None, progress=not args.no_progress, size=args.size,
     )
     logger.info("%d clips predicted here, %d were already done%s.", report.predicted, report.already_done,
                 f"; results merged into {report.output}" if report.merged else "")
@@ -114,11 +116,28 @@ def score_command(args: argparse.Namespace) -> None:
         args.summary.write_text(json.dumps(summary, indent=1, default=float), encoding="utf-8")
 
 
-def _process_state():
-    """accelerate's process state (rank, world size, device), or None when accelerate is not installed."""
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH, e.g. 256x512; got {text!r}") from None
+    if height <= 0 or width <= 0 or height % 8 or width % 8:
+        raise argparse.ArgumentTypeError(f"size {text!r}: both sides must be positive multiples of 8")
+    return height, width
+
+
+def _process_state(device: str):
+    """accelerate's process state (rank, world size, device), or None when accelerate is not installed.
+
+    On a machine without CUDA (or with ``--device cpu``) the state is asked for CPU processes, so that
+    ``accelerate launch --multi_gpu --num_processes N`` (torchrun underneath) gives N gloo-connected CPU
+    processes instead of N unconnected copies.
+    """
     try:
         from accelerate import PartialState
     except ImportError:
         logger.info("accelerate is not installed: running as one process.")
         return None
-    return PartialState()
+    import torch
+
+    return PartialState(cpu=device == "cpu" or not torch.cuda.is_available())

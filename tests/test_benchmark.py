@@ -300,10 +300,32 @@ def test_cli_run_and_score_with_the_tiny_checkpoints(tmp_path, caplog):
         code = main(["benchmark", "run", "--dataset", "sailvos", "--annotations", str(ann), "--data-root",
                      str(tmp_path / "frames"), "--output", str(out), "--stage1",
                      str(PARITY / "tiny-amodal-segmentation"), "--depth-model",
-                     str(PARITY / "tiny-depth-anything-v2"), "--steps", "2", "--device", "cpu", "--score",
-                     "--no-progress"])
+                     str(PARITY / "tiny-depth-anything-v2"), "--steps", "1", "--device", "cpu", "--score",
+                     "--no-progress", "--size", "64x128"])
     assert code == 0, caplog.text
     results = json.loads(out.read_text())
     assert sorted(results) == ["(0, 1)", "(1, 1)"]
-    assert results["(0, 1)"]["diffvas_res_rle"]["size"] == [256, 512]
+    assert results["(0, 1)"]["diffvas_res_rle"]["size"] == [64, 128]  # --size (the authors': 256x512)
     assert "authors' protocol: miou" in caplog.text and "strict protocol:   miou" in caplog.text
+
+
+def test_runner_with_a_tiny_model_built_here(tmp_path):
+    """No ../shared needed: a random tiny Diffusion-VAS checkpoint written by the test, through load_pipeline."""
+    from training_tiny import write_tiny_vas
+
+    from diffusion_vas.models import SamplingOptions, load_pipeline
+
+    pipe = load_pipeline(write_tiny_vas(tmp_path / "tiny-vas"))
+    entries = [sail_track(1, 0, [(10, 100, 60, 140)] * 2, (10, 100, 90, 140), (256, 256))]
+    ann = write(tmp_path / "movi.json", entries)
+    write_frames(tmp_path / "frames", entries, "image_file_names", (256, 256))
+    out = tmp_path / "movi_results.json"
+    B.run_benchmark("movi", B.open_dataset("movi", ann, tmp_path / "frames"), out, pipe, luminance,
+                    options=SamplingOptions(num_inference_steps=1), progress=False, size=(64, 128))
+    results = json.loads(out.read_text())
+    assert sorted(results) == ["(0, 1)", "(1, 1)"]
+    mask = rle.decode(results["(0, 1)"]["diffvas_res_rle"], "test")
+    visible = resize_linear(box_mask((256, 256), 10, 100, 60, 140).astype(np.uint8), (64, 128)) > 0
+    assert mask.shape == (64, 128) and (mask | visible).sum() == mask.sum()  # stage 1 keeps the visible mask
+    s = score_results(read_sailvos(ann).clips(), results, "mask")  # scored at MOVi's native 256x256
+    assert 0 < s["authors"]["miou"] <= 1 and s["frames"] == 2

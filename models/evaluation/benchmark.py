@@ -153,6 +153,7 @@ def run_benchmark(
     num_processes: int = 1,
     barrier: Callable[[], None] | None = None,
     progress: bool = True,
+    size: tuple[int, int] | None = None,
 ) -> RunReport:
     """Predicts every clip of ``data`` not yet in ``output`` and writes the authors' result JSON.
 
@@ -167,8 +168,12 @@ def run_benchmark(
         limit: only the first ``limit`` usable clips (a quick check).
         process_index, num_processes: this process's shard (from accelerate).
         barrier: called before merging (accelerate's ``wait_for_everyone``).
+        size: processing ``(height, width)`` instead of the table's (not the authors' setting; quick checks or
+            the 128x256 training size). Results are still scored at the dataset's scoring size.
     """
     settings = settings_for(dataset)
+    if size is not None:
+        settings = replace(settings, size=(int(size[0]), int(size[1])))
     options = replace(options or SamplingOptions(), fps=settings.fps)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

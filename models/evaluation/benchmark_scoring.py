@@ -256,9 +256,11 @@ def format_summary(summary: dict, dataset: str) -> str:
     lines.append("authors' protocol: " + _figures(authors))
     lines.append("strict protocol:   " + _figures(strict))
     lines.append("by visibility (mean IoU of true visible vs full, per clip):")
+    brief = ("miou", "miou_occ", "ap50")
     for b in summary["buckets"]:
+        strict_brief = {k: v for k, v in b["strict"].items() if k in brief}
         lines.append(f"  [{b['lo']:.2f}, {b['hi']:.2f}] {b['clips']:5d} clips | authors: {_figures(b['authors'])}"
-                     f" | strict: {_figures(b['strict'])}")
+                     f" | strict: {_figures(strict_brief)}")
     return "\n".join(lines)
 
 
