@@ -32,6 +32,7 @@ from .models.io.media import (frame_rate, output_frame_rate, read_frames, write_
 from .models.stages.conditions import resize_masks_nearest
 
 from .benchmark_cli import add_benchmark_parser
+from .train_cli import add_train_parser
 
 logger = logging.getLogger("diffusion_vas")
 EXAMPLE = Path(__file__).resolve().parent / "example_clips" / "synthetic_occlusion"
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (run_parser, demo_parser):
         _add_common(sub)
     add_benchmark_parser(commands)
+    add_train_parser(commands)
     return parser
 
 

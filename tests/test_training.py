@@ -446,3 +446,28 @@ def test_config_defaults_are_the_authors_and_errors_name_the_setting():
     with pytest.raises(ValueError, match="stage"):
         TrainingConfig(stage="depth")
     assert TrainingConfig.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_two_process_accelerate_launch_on_cpu(tmp_path, svd_folder):
+    """``accelerate launch --multi_gpu --num_processes 2 -m diffusion_vas.cli train --cpu``: gloo on the CPU."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    launcher = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or shutil.which("accelerate")
+    if launcher is None:
+        pytest.skip("the accelerate launcher is not installed")
+    out = tmp_path / "ddp"
+    command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "diffusion_vas.cli", "train", "--cpu",
+               "--stage", "amodal", "--base", str(svd_folder), "--data", "synthetic:2", "--out", str(out),
+               "--size", "16x32", "--frames", "2", "--max-steps", "2", "--save-every", "2",
+               "--validation-clips", "0", "--report-to", "none"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 process(es)" in done.stderr + done.stdout
+    checkpoint = out / "checkpoints" / "checkpoint-2"
+    assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
+    assert json.loads((out / "final" / "training_args.json").read_text())["run"]["processes"] == 2

@@ -69,6 +69,7 @@ class TrainingConfig:
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 0.0  # 0 = no clipping (authors: clipping commented out)
     mixed_precision: str = "auto"
+    cpu: bool = False  # force the CPU (also makes `accelerate launch --multi_gpu` run CPU processes over gloo)
     seed: int = 23
     p_mean: float = 0.7
     p_std: float = 1.6

@@ -22,12 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
 
+from ..engine.resize import clip_image_embeddings
 from .config import TrainingConfig
 from .edm import edm_loss, preconditioning, sample_log_normal
 
-CLIP_SIZE = (224, 224)
 ENCODE_CHUNK = 16  # frames per VAE / CLIP call
 
 
@@ -119,9 +118,6 @@ class LossComputer:
         Resize to 224x224 with antialiasing, [-1, 1] -> [0, 1], CLIP mean/std normalisation (reference §1.3).
         """
         dtype = next(self.image_encoder.parameters()).dtype
-        out = []
-        for chunk in pixels.flatten(0, 1).split(ENCODE_CHUNK):
-            x = _resize_with_antialiasing(chunk.to(self.device, torch.float32), CLIP_SIZE)
-            x = ((x + 1.0) / 2.0 - self.clip_mean) / self.clip_std
-            out.append(self.image_encoder(x.to(dtype)).image_embeds.float())
-        return torch.cat(out).view(*pixels.shape[:2], -1)
+        embeds = clip_image_embeddings(self.image_encoder, pixels.flatten(0, 1), self.clip_mean, self.clip_std,
+                                       self.device, dtype)
+        return embeds.float().view(*pixels.shape[:2], -1)

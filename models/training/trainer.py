@@ -43,10 +43,10 @@ CHECKPOINT_PREFIX = "checkpoint-"
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "no": torch.float32}
 
 
-def resolve_mixed_precision(value: str) -> str:
+def resolve_mixed_precision(value: str, cpu: bool = False) -> str:
     """``auto`` -> ``fp16`` on CUDA (the authors' setting), ``no`` elsewhere."""
     if value == "auto":
-        return "fp16" if torch.cuda.is_available() else "no"
+        return "fp16" if torch.cuda.is_available() and not cpu else "no"
     return value
 
 
@@ -87,10 +87,11 @@ def train(config: TrainingConfig, progress: bool = True, on_step: Callable[[int,
     ``on_step(step, loss)`` is called after every optimiser step with the loss averaged over processes.
     """
     out = config.out_dir
-    mixed = resolve_mixed_precision(config.mixed_precision)
+    mixed = resolve_mixed_precision(config.mixed_precision, config.cpu)
     report_to = _tracker(config.report_to)
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps, mixed_precision=mixed, log_with=report_to,
+        cpu=config.cpu,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
     )
     rank, device = accelerator.process_index, accelerator.device
