@@ -12,6 +12,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from ..models.stages.chunking import chunks
 from ..models.stages.conditions import MASK_THRESHOLD_U8
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,11 @@ def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -
         return masks > (0 if masks.max() <= 1 else MASK_THRESHOLD_U8)
     if masks.is_floating_point() and not torch.isfinite(masks).all():
         raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
-    return (masks.clamp(0, 1) * 255).round_() > MASK_THRESHOLD_U8
+    out = torch.empty(masks.shape, dtype=torch.bool, device=masks.device)
+    for part in chunks(masks.shape[1]):  # a few frames at a time: no float copy of a 1080p/4K clip
+        # round(clamp(x, 0, 1) * 255) > 128  <=>  x * 255 > 128.5 (128.5 rounds half to even, down to 128)
+        torch.gt(masks[:, part].float() * 255, MASK_THRESHOLD_U8 + 0.5, out=out[:, part])
+    return out
 
 
 def frames_of(tensor, name: str, channels: int | None) -> torch.Tensor:
@@ -102,16 +107,18 @@ def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str) ->
         depth = depth[..., None]
     if not torch.is_tensor(depth) or depth.ndim != 4:
         raise ValueError(f"depth: expected an IMAGE [frames, height, width, channels], got {_shape(depth)}.")
-    depth = depth.float()
+    if not depth.is_floating_point():
+        depth = depth.float()
     if not torch.isfinite(depth).all():
         raise ValueError("depth contains NaN or infinite values; check the node that made it.")
-    spread = (depth.amax(dim=-1) - depth.amin(dim=-1)).max().item()
+    # Chunked, so a 1080p/4K clip is not copied whole; grey depth (equal channels) is used as a view.
+    spread = max(float((depth[part].amax(dim=-1) - depth[part].amin(dim=-1)).max()) for part in chunks(depth.shape[0]))
     if spread > 0.05:
         logger.warning(
             "%s: the depth input is coloured (channels differ by up to %.2f); using the channel mean. "
             "Feed grayscale depth (near = bright), not a colour map.", node, spread,
         )
-    depth = depth.mean(dim=-1)
+    depth = depth[..., 0] if spread == 0 else depth.mean(dim=-1)
     if tuple(depth.shape[1:]) != tuple(size):
         logger.info("%s: resizing depth from %s to %s", node, tuple(depth.shape[1:]), tuple(size))
         depth = F.interpolate(depth[:, None], size, mode="bilinear", align_corners=False)[:, 0]

@@ -16,6 +16,9 @@ import math
 from ..models import SamplingOptions, complete_content, predict_amodal_masks
 from ..models.host import get_host
 from ..models.stages.conditions import AMODAL_SUM_THRESHOLD
+from ..models.stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
+from ..models.stages.region import DEFAULT_REGION, REGIONS
+from ..models.stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
 from .adapters import OBJECT_STACKING, check_same_size, depth_image_frames, frames_of, split_objects, stacked, warn_empty
 
 logger = logging.getLogger(__name__)
@@ -91,6 +94,15 @@ def processing_size(widgets: dict) -> tuple[int, int]:
     return height, width
 
 
+def region_input() -> dict:
+    """The optional ``region`` widget shared by both stage nodes (added last: saved workflows keep their values)."""
+    return {"region": (list(REGIONS), {
+        "default": DEFAULT_REGION,
+        "tooltip": "frame: the whole frame, as the model was trained. object: each object in a crop around where it "
+                   "is visible over the clip (with 100% context margin, at the model's 2:1 aspect), pasted back at "
+                   "the input size; better for objects small in the frame (HD/4K footage)."})}
+
+
 def run_progress(options: SamplingOptions, objects: int, label: str):
     """The host's progress callback over every denoising step of the call (ComfyUI: its bar and Cancel)."""
     return get_host().progress(options.num_inference_steps * math.ceil(objects / options.object_batch_size), label)
@@ -127,10 +139,17 @@ class AmodalMaskSVD:
                                       "tooltip": "A pixel is in the mask when its decoded R+G+B (0..765) exceeds "
                                                  f"this (reference: {AMODAL_SUM_THRESHOLD}). Lower grows the masks."}),
                 **advanced_inputs("amodal"),
+                "mask_upscale": (list(MASK_UPSCALES), {
+                    "default": DEFAULT_MASK_UPSCALE,
+                    "tooltip": "smooth: the model's soft mask is upsampled smoothly to the input size and thresholded "
+                               "there (clean edges at HD/4K). reference: the authors' nearest-neighbour upscaling "
+                               "(OpenCV-exact, staircase edges)."}),
+                **region_input(),
             },
         }
 
-    def predict(self, model, modal_masks, depth, threshold=AMODAL_SUM_THRESHOLD, **widgets):
+    def predict(self, model, modal_masks, depth, threshold=AMODAL_SUM_THRESHOLD, mask_upscale=DEFAULT_MASK_UPSCALE,
+                region=DEFAULT_REGION, **widgets):
         model.require_stage("segmentation", "AmodalMaskSVD")
         size = processing_size(widgets)
         if not hasattr(depth, "ndim") or depth.ndim not in (3, 4):
@@ -142,8 +161,10 @@ class AmodalMaskSVD:
         options = sampling_options("amodal", widgets)
         with model.prepared() as pipe:
             result = predict_amodal_masks(pipe, modal, depth, size, options, threshold,
-                                          run_progress(options, modal.shape[0], "AmodalMaskSVD"))
-        probability = stacked(result.probability)[..., None].expand(-1, -1, -1, 3).contiguous()
+                                          run_progress(options, modal.shape[0], "AmodalMaskSVD"),
+                                          mask_upscale=mask_upscale, region=region)
+        # A read-only view with 3 channels, as core MaskToImage returns: no 3x copy of a 1080p/4K clip.
+        probability = stacked(result.probability)[..., None].expand(-1, -1, -1, 3)
         return stacked(result.masks), probability
 
 
@@ -174,10 +195,19 @@ class AmodalContentSVD:
                                                      "modal_masks."}),
                 **sampling_inputs("content"),
             },
-            "optional": advanced_inputs("content"),
+            "optional": {
+                **advanced_inputs("content"),
+                "keep_visible_pixels": ("BOOLEAN", {
+                    "default": DEFAULT_KEEP_VISIBLE_PIXELS,
+                    "tooltip": "true: the footage's own pixels where the object is visible, the model's colours only "
+                               "in the hidden part (colour-matched, blended over a few pixels). false: the model's "
+                               "render everywhere, upsampled from the processing size (the authors' output)."}),
+                **region_input(),
+            },
         }
 
-    def complete(self, model, images, modal_masks, amodal_masks, **widgets):
+    def complete(self, model, images, modal_masks, amodal_masks, keep_visible_pixels=DEFAULT_KEEP_VISIBLE_PIXELS,
+                 region=DEFAULT_REGION, **widgets):
         model.require_stage("completion", "AmodalContentSVD")
         size = processing_size(widgets)
         images = frames_of(images, "images", 3)
@@ -192,7 +222,8 @@ class AmodalContentSVD:
         options = sampling_options("content", widgets)
         with model.prepared() as pipe:
             result = complete_content(pipe, images, modal, amodal, size, options,
-                                      run_progress(options, modal.shape[0], "AmodalContentSVD"))
+                                      run_progress(options, modal.shape[0], "AmodalContentSVD"),
+                                      keep_visible_pixels=keep_visible_pixels, region=region)
         return stacked(result.rgb), stacked(result.alpha)
 
 

@@ -6,8 +6,8 @@ is a blurry copy of what the footage shows sharply. With ``keep_visible_pixels=T
 * the footage's pixels, exactly, wherever the object is visible (modal mask at the input size);
 * the model's colours only in the hidden part (amodal minus modal), scaled by a per-object, per-frame colour gain
   so their brightness and tint meet the visible part without a seam: the gain per channel is
-  ``sum(footage) / sum(render)`` over a band of visible pixels along the visible/hidden border (`colour_gains`,
-  at the processing size, where both are at the same resolution). Frames without such a band (fully hidden or
+  ``sum(footage) / sum(render)`` over a band of visible pixels along the visible/hidden border, one pixel in
+  from the visible edge (`colour_gains`, at the processing size, where both are at the same resolution). Frames without such a band (fully hidden or
   fully visible) use the object's mean gain over the clip (geometric), or 1;
 * blended across the border: a hidden pixel within ``blend`` px of the visible part mixes the gain-matched render
   with the nearest visible footage colours (a normalized box filter), from about 6/7 next to the border to 0
@@ -40,7 +40,9 @@ def colour_gains(footage: torch.Tensor, render: torch.Tensor, visible: torch.Ten
         band: width in pixels of the band of visible pixels next to hidden ones.
     """
     near_hidden = F.max_pool2d(hidden[:, None].float(), 2 * band + 1, stride=1, padding=band)[:, 0] > 0
-    weight = (visible & near_hidden).unsqueeze(-1).float()  # [T, h, w, 1]
+    # one pixel in from the visible edge: edge pixels of the resized footage mix in the occluder's colour
+    core = F.max_pool2d((~visible)[:, None].float(), 3, stride=1, padding=1)[:, 0] == 0
+    weight = (core & near_hidden).unsqueeze(-1).float()  # [T, h, w, 1]
     seen = footage.float().mul(weight).sum(dim=(1, 2))
     drawn = render.float().mul(weight).sum(dim=(1, 2))
     valid = (weight.sum(dim=(1, 2, 3)) > 0) & (drawn > 0).all(dim=-1)
