@@ -8,7 +8,7 @@ from .comfy_bridge import install
 install((DIFFUSION_VAS.folder, DEPTH.folder))  # inside ComfyUI: its services answer the engine's host questions
 
 # Each module defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS; listed in pipeline order.
-_NODE_MODULES = ("loader", "masks", "depth", "stages", "composite", "evaluate")
+_NODE_MODULES = ("loader", "masks", "depth", "stages", "hypotheses", "composite", "evaluate")
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}

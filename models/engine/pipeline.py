@@ -38,7 +38,7 @@ import torch
 from diffusers import EulerDiscreteScheduler
 
 from .options import SamplingOptions
-from .resize import resize_with_antialiasing
+from .resize import clip_image_embeddings
 from .windows import window_starts, window_weights
 
 logger = logging.getLogger(__name__)
@@ -46,8 +46,7 @@ logger = logging.getLogger(__name__)
 StepCallback = Callable[[int, int], None]
 """Called after each denoising step with (steps done, total steps) over the whole call."""
 
-CLIP_SIZE = (224, 224)
-ENCODE_CHUNK = 32  # frames per CLIP / VAE-encoder batch
+ENCODE_CHUNK = 32  # frames per VAE-encoder batch
 
 
 class DiffusionVASPipeline:
@@ -88,39 +87,57 @@ class DiffusionVASPipeline:
     @torch.no_grad()
     def sample(self, cond_a: torch.Tensor, cond_b: torch.Tensor, options: SamplingOptions | None = None,
                callback: StepCallback | None = None, **changes) -> torch.Tensor:
-        """Samples the output video for one object or a batch of objects.
+        """Samples the output video for one object or a batch of objects, one or several samples each.
 
         Args:
-            cond_a: ``[T, 3, h, w]`` (one object) or ``[N, T, 3, h, w]`` (N objects), float in [-1, 1] at the
-                processing size; ``h`` and ``w`` multiples of 8. Also the CLIP context source.
+            cond_a: ``[T, 3, h, w]`` (one object), ``[N, T, 3, h, w]`` (N objects) or ``[N, K, T, 3, h, w]`` (N
+                objects, one condition per sample: K hypotheses, e.g. stage 2 completing K amodal-mask
+                hypotheses), float in [-1, 1] at the processing size; ``h`` and ``w`` multiples of 8. Also the
+                CLIP context source.
             cond_b: same shape as ``cond_a``.
-            options: sampling settings (`SamplingOptions`; default: the reference's, seed 23). Every object gets
-                a fresh CPU generator seeded with ``options.seed``, so an object's result does not depend on which
-                other objects share the call. ``window``/``overlap`` cover clips longer than the model's 25
-                frames; ``object_batch_size`` objects share one UNet batch (memory grows linearly).
+            options: sampling settings (`SamplingOptions`; default: the reference's, seed 23). Sample ``k`` of
+                every object gets a fresh CPU generator seeded with ``options.seed + k``, so it is exactly the
+                result of a one-sample run with that seed, whichever objects and samples share the call.
+                ``options.samples`` (K) samples are drawn per object; with per-sample conditions it must be 1 or
+                their K. ``window``/``overlap`` cover clips longer than the model's 25 frames;
+                ``object_batch_size`` object-samples share one UNet batch (memory grows linearly).
             callback: ``callback(done, total)`` after every denoising step (progress, cancellation).
             **changes: individual settings overriding ``options`` (``seed=7, num_inference_steps=4``, ...).
 
         Returns:
-            ``[T, 3, h, w]`` or ``[N, T, 3, h, w]`` float32 frames in [0, 1] on the CPU.
+            float32 frames in [0, 1] on the CPU: ``[T, 3, h, w]`` or ``[N, T, 3, h, w]`` for one sample (as
+            given); with several samples, or per-sample conditions, the sample axis follows the object axis:
+            ``[K, T, 3, h, w]`` or ``[N, K, T, 3, h, w]``.
         """
         options = (options or SamplingOptions()).with_changes(**changes)
         options.validate()
-        single = cond_a.ndim == 4
-        cond_a, cond_b = _as_batch(cond_a, "cond_a"), _as_batch(cond_b, "cond_b")
-        self._check_conditions(cond_a, cond_b)
-        n, size = cond_a.shape[0], options.object_batch_size
-        groups = [range(i, min(i + size, n)) for i in range(0, n, size)]
+        single, per_sample = cond_a.ndim == 4, cond_a.ndim == 6
+        rows_a, rows_b, n, k = _sample_rows(cond_a, cond_b, options.samples)
+        self._check_conditions(rows_a, rows_b)
+        # Object-major, then sample by sample: row r is (object r // k, sample r % k), drawn with seed + r % k.
+        sources = [i * (k if per_sample else 1) + (j if per_sample else 0) for i in range(n) for j in range(k)]
+        seeds = [options.seed + j for _ in range(n) for j in range(k)]
+        size = options.object_batch_size
+        groups = [range(i, min(i + size, n * k)) for i in range(0, n * k, size)]
         progress = _Progress(callback, options.num_inference_steps * len(groups))
-        frames = torch.cat([self._sample_group(cond_a[g], cond_b[g], options, progress) for g in groups])
+        frames = torch.cat([self._sample_group(rows_a, rows_b, [sources[r] for r in g], [seeds[r] for r in g],
+                                               options, progress) for g in groups])
+        if k > 1 or per_sample:
+            frames = frames.view(n, k, *frames.shape[1:])
         return frames[0] if single else frames
 
     # -- one batch of objects --------------------------------------------------------------------------------
 
-    def _sample_group(self, cond_a, cond_b, options: SamplingOptions, progress: "_Progress") -> torch.Tensor:
+    def _sample_group(self, rows_a, rows_b, sources: list[int], seeds: list[int], options: SamplingOptions,
+                      progress: "_Progress") -> torch.Tensor:
+        """One UNet batch: row ``r`` denoises conditions ``rows_*[sources[r]]`` from ``seeds[r]``."""
+        index = torch.tensor(sources)
+        cond_a, cond_b = rows_a[index], rows_b[index]
         n, t, _, h, w = cond_a.shape
-        noise_a, noise_b, latents = self._draw_noise(cond_a, cond_b, options.seed)
-        embeds = self._clip_embeddings(cond_a)  # [N, T, D]
+        noise_a, noise_b, latents = self._draw_noise(cond_a, cond_b, seeds)
+        # CLIP sees condition A without noise: samples of one object share its embedding, computed once.
+        unique, inverse = torch.unique(index, return_inverse=True)
+        embeds = self._clip_embeddings(rows_a[unique])[inverse]  # [N, T, D]
         aug = options.noise_aug_strength
         lat_a = self._vae_encode(cond_a + aug * noise_a)  # [N, T, 4, h/8, w/8]
         lat_b = self._vae_encode(cond_b + aug * noise_b)
@@ -163,14 +180,18 @@ class DiffusionVASPipeline:
 
         return self._decode(latents, options.decode_chunk_size)
 
-    def _draw_noise(self, cond_a, cond_b, seed):
-        """Per object, in reference order: noise A, noise B, initial latents (all drawn on the CPU)."""
+    def _draw_noise(self, cond_a, cond_b, seeds: list[int]):
+        """Per row, in reference order: noise A, noise B, initial latents (all drawn on the CPU).
+
+        Row ``r`` draws from a fresh generator seeded with ``seeds[r]`` (modulo 2**64, the generator's range), so
+        its noise is a one-row run's with that seed whatever shares the batch.
+        """
         n, t, _, h, w = cond_a.shape
         f = self.vae_scale_factor
         latent_shape = (1, t, self.unet.config.out_channels, h // f, w // f)
         noise_a, noise_b, latents = [], [], []
-        for _ in range(n):
-            gen = torch.Generator("cpu").manual_seed(int(seed))
+        for seed in seeds:
+            gen = torch.Generator("cpu").manual_seed(int(seed) % 2**64)
             noise_a.append(torch.randn(cond_a.shape[1:], generator=gen, dtype=cond_a.dtype))
             noise_b.append(torch.randn(cond_b.shape[1:], generator=gen, dtype=cond_b.dtype))
             latents.append(torch.randn(latent_shape, generator=gen, dtype=self.dtype))
@@ -178,13 +199,9 @@ class DiffusionVASPipeline:
 
     def _clip_embeddings(self, cond_a: torch.Tensor) -> torch.Tensor:
         """CLIP image embeddings of every frame of condition A: ``[N, T, 3, h, w]`` -> ``[N, T, D]``."""
-        frames = cond_a.flatten(0, 1)
-        out = []
-        for chunk in frames.split(ENCODE_CHUNK):
-            pixels = resize_with_antialiasing(chunk.to(self.device, torch.float32), CLIP_SIZE)
-            pixels = ((pixels + 1.0) / 2.0 - self.clip_mean.to(self.device)) / self.clip_std.to(self.device)
-            out.append(self.image_encoder(pixels.to(self.dtype)).image_embeds)
-        return torch.cat(out).view(*cond_a.shape[:2], -1)
+        embeds = clip_image_embeddings(self.image_encoder, cond_a.flatten(0, 1), self.clip_mean, self.clip_std,
+                                       self.device, self.dtype)
+        return embeds.view(*cond_a.shape[:2], -1)
 
     def _context(self, embeds: torch.Tensor, do_cfg: bool) -> torch.Tensor:
         """Per-row cross-attention context for one window: ``[N, W, D]`` -> ``[(2) * N * W, 1, D]``.
@@ -244,8 +261,24 @@ class _Progress:
 
 
 def _as_batch(cond: torch.Tensor, name: str) -> torch.Tensor:
-    if not torch.is_tensor(cond) or cond.ndim not in (4, 5):
+    if not torch.is_tensor(cond) or cond.ndim not in (4, 5, 6):
         shape = tuple(cond.shape) if torch.is_tensor(cond) else type(cond).__name__
-        raise ValueError(f"{name} must be a [T, 3, h, w] or [N, T, 3, h, w] tensor; got {shape}.")
+        raise ValueError(f"{name} must be a [T, 3, h, w], [N, T, 3, h, w] or [N, K, T, 3, h, w] tensor; got {shape}.")
     cond = cond.float()
     return cond.unsqueeze(0) if cond.ndim == 4 else cond
+
+
+def _sample_rows(cond_a: torch.Tensor, cond_b: torch.Tensor, samples: int):
+    """Conditions -> ``(rows_a, rows_b, objects, samples per object)``; rows ``[R, T, 3, h, w]`` are the objects
+    (shared by their samples) or, for per-sample conditions ``[N, K, ...]``, the object-major (object, sample)
+    pairs."""
+    cond_a, cond_b = _as_batch(cond_a, "cond_a"), _as_batch(cond_b, "cond_b")
+    if cond_a.shape != cond_b.shape:
+        raise ValueError(f"cond_a {tuple(cond_a.shape)} and cond_b {tuple(cond_b.shape)} must have the same shape.")
+    if cond_a.ndim == 5:
+        return cond_a, cond_b, cond_a.shape[0], samples
+    n, k = cond_a.shape[:2]
+    if samples not in (1, k):
+        raise ValueError(f"The conditions hold {k} hypotheses per object but samples={samples}; draw one sample per "
+                         f"hypothesis (samples=1 or {k}).")
+    return cond_a.flatten(0, 1), cond_b.flatten(0, 1), n, k

@@ -34,6 +34,13 @@ slightly smaller than their amodal masks even without occlusion.
    ``miss_rate_occ`` is the share of occluded frames (per clip, then over clips) with occluded-region IoU 0:
    the frames the paper protocol drops.
 
+**Several samples** (`top_k_scores`): with K samples per clip, *Top-1* scores the first sample (seed + 0: what a
+one-sample run gives) and the *oracle Top-K* scores, for each figure separately, the best of the K samples per
+clip (the sample with the highest value of that figure on the clip alone; a clip whose figure is NaN for every
+sample keeps its first). It is an oracle: it looks at the ground truth to choose, as the paper's "Top-3" rows
+do, and measures how often one of K plausible answers is right, not what a user gets without ground truth.
+Both protocols are computed by `paper_protocol` / `strict_protocol` on the chosen samples.
+
 **Completion** (`completion_metrics`): colours compared inside a region (normally the true occluded region,
 ``amodal AND NOT modal``, not eroded), frame by frame, over frames where the region is non-empty:
 
@@ -165,6 +172,50 @@ def completion_metrics(pred_rgb, true_rgb, region) -> dict:
         per_clip.append({"psnr": _mean(clip_psnr), "ssim": _mean(clip_ssim), "frames": int(scored.sum())})
     psnrs, ssims = torch.cat(psnrs), torch.cat(ssims)
     return {"psnr": _mean(psnrs), "ssim": _mean(ssims), "frames": psnrs.numel(), "per_clip": per_clip}
+
+
+ORACLE_FIGURES = {"paper": ("miou", "miou_occ"), "strict": ("miou", "miou_occ", "miou_occ_partial", "miou_occ_full")}
+PROTOCOLS = {"paper": paper_protocol, "strict": strict_protocol}
+
+
+def top_k_scores(pred_samples, amodal, modal) -> dict:
+    """Top-1 and oracle Top-K under both protocols (module docstring, *Several samples*).
+
+    Args:
+        pred_samples: per clip ``[K, T, H, W]`` predicted masks, K samples (the same K for every clip); a single
+            ``[K, T, H, W]`` tensor is one clip.
+        amodal, modal: per clip ``[T, H, W]`` true full and visible masks, as for `paper_protocol`.
+
+    Returns:
+        ``samples`` (K), ``top1``: ``{"paper": paper_protocol(...), "strict": strict_protocol(...)}`` of the first
+        samples, and ``oracle``: per protocol, ``{figure: value}`` for the figures of `ORACLE_FIGURES` (all
+        higher-is-better IoUs) plus ``choice``: ``{figure: [chosen sample per clip]}``.
+    """
+    samples = _as_list(pred_samples, "pred_samples")
+    counts = {s.shape[0] if torch.is_tensor(s) and s.ndim == 4 else None for s in samples}
+    if len(counts) != 1 or None in counts:
+        raise ValueError(f"pred_samples must hold one [K, T, H, W] tensor per clip with the same K; got shapes "
+                         f"{[tuple(s.shape) if torch.is_tensor(s) else type(s).__name__ for s in samples]}.")
+    k = counts.pop()
+    amodal, modal = _as_list(amodal, "amodal"), _as_list(modal, "modal")
+    _same_count(("pred_samples", samples), ("amodal", amodal), ("modal", modal))
+    result = {"samples": k, "top1": {}, "oracle": {}}
+    for name, protocol in PROTOCOLS.items():
+        result["top1"][name] = protocol([s[0] for s in samples], amodal, modal)
+        # each clip's figures for each sample, scored alone: [clip][sample] -> dict
+        alone = [[protocol([s[j]], [a], [m]) for j in range(k)] for s, a, m in zip(samples, amodal, modal)]
+        oracle = {"choice": {}}
+        for figure in ORACLE_FIGURES[name]:
+            choice = [max(range(k), key=lambda j: _rank(scores[j][figure])) for scores in alone]
+            oracle[figure] = protocol([s[j] for s, j in zip(samples, choice)], amodal, modal)[figure]
+            oracle["choice"][figure] = choice
+        result["oracle"][name] = oracle
+    return result
+
+
+def _rank(value: float) -> float:
+    """Sort key for the oracle: NaN ranks below every score (ties keep the first sample)."""
+    return -math.inf if math.isnan(value) else value
 
 
 # -- strict protocol, one clip ----------------------------------------------------------------------------------

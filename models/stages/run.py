@@ -1,7 +1,9 @@
 """The two Diffusion-VAS stages on user data: masks, depth and RGB at any size in, results at that size out.
 
 Objects: a mask argument is ``[T, H, W]`` (one object) or ``[N, T, H, W]`` (N objects); results always carry the
-object axis ``N``. Frames may be uint8 (0..255), bool or float (0..1).
+object axis ``N``. Frames may be uint8 (0..255), bool or float (0..1). With ``options.samples = K`` every result
+field holds ``N * K`` rows, object-major (row ``n * K + k`` = object ``n``'s sample ``k``, drawn with seed + k) and
+the result's ``samples`` is K; K = 1 gives ``N`` rows as without samples (`hypotheses`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from . import conditions as C
-from . import native
+from . import hypotheses, native
 from .chunking import MaskFormat, work_device
 from .content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from .region import DEFAULT_CONTEXT, DEFAULT_REGION, REGIONS
@@ -26,11 +28,14 @@ class AmodalMasks:
     masks: ``[N, T, H, W]`` bool at the input size, always containing the input modal mask.
     masks_processed: ``[N, T, h, w]`` bool at the processing size (the reference's output).
     probability: ``[N, T, H, W]`` float 0..1, the decoded frames' mean intensity (for previews / soft masks).
+    samples: K, samples per object. With K > 1 every field has ``N * K`` rows instead of ``N``, object-major;
+        `hypotheses.consensus` / `hypotheses.agreement` combine them.
     """
 
     masks: torch.Tensor
     masks_processed: torch.Tensor
     probability: torch.Tensor
+    samples: int = 1
 
 
 @dataclass
@@ -41,11 +46,13 @@ class AmodalContent:
     rgb_processed: ``[N, T, h, w, 3]`` uint8 at the processing size (the reference's output).
     alpha: ``[N, T, H, W]`` bool, the objects' full shape at the input size (amodal mask with every visible
         pixel), to composite ``rgb``.
+    samples: K, samples per object. With K > 1 every field has ``N * K`` rows instead of ``N``, object-major.
     """
 
     rgb: torch.Tensor
     rgb_processed: torch.Tensor
     alpha: torch.Tensor
+    samples: int = 1
 
 
 def predict_amodal_masks(
@@ -87,11 +94,12 @@ def predict_amodal_masks(
     boxes = native.object_boxes(modal, fmt, size, region, context)
     modal_conds = native.modal_conditions(modal, fmt, boxes, size)
     depth_conds = native.depth_conditions(depth, boxes, size, device)
-    frames = pipe.sample(modal_conds, depth_conds, options, callback)
+    frames = pipe.sample(modal_conds, depth_conds, options, callback)  # [N, (K,) T, 3, h, w]
 
-    masks, processed, probability = native.stage1_results(frames, modal_conds, modal, fmt, boxes, threshold,
-                                                           mask_upscale, device)
-    return AmodalMasks(masks=masks, masks_processed=processed, probability=probability)
+    masks, processed, probability = hypotheses.per_sample(
+        lambda sample, _: native.stage1_results(sample, modal_conds, modal, fmt, boxes, threshold, mask_upscale,
+                                                device), frames)
+    return AmodalMasks(masks=masks, masks_processed=processed, probability=probability, samples=options.samples)
 
 
 def complete_content(
@@ -114,7 +122,9 @@ def complete_content(
         rgb: ``[T, H, W, 3]`` frames.
         modal_masks: ``[T, H, W]`` or ``[N, T, H, W]`` visible masks.
         amodal_masks: same shape as ``modal_masks``, at the input size or already at the processing size
-            (e.g. `AmodalMasks.masks_processed`, as the reference feeds them).
+            (e.g. `AmodalMasks.masks_processed`, as the reference feeds them); or ``[N * M, T, ...]``, M
+            hypotheses per object (stage 1 with ``samples = M``): hypothesis ``s`` gets sample ``s`` (seed + s),
+            and ``options.samples`` must be 1 or M (`hypotheses`).
         size: processing ``(height, width)``, multiples of 8.
         keep_visible_pixels: True: the footage's own pixels where the object is visible, the model's colours
             (colour-matched, blended over a few pixels) only in the hidden part, white outside (see
@@ -131,21 +141,27 @@ def complete_content(
     if rgb.ndim != 4 or rgb.shape[-1] != 3:
         raise ValueError(f"rgb must be [T, H, W, 3] frames; got {tuple(rgb.shape)}.")
     _check_frames(rgb[..., 0], (t, height, width), "rgb", "modal_masks")
-    if amodal.shape[:2] != (n, t):
+    if amodal.shape[1] != t:
         raise ValueError(f"amodal_masks has {amodal.shape[0]} objects x {amodal.shape[1]} frames; modal_masks has "
                          f"{n} x {t}. Pass one amodal mask sequence per modal mask sequence.")
+    samples = hypotheses.completion_samples(hypotheses.hypotheses_per_object(amodal.shape[0], n), options.samples)
 
     if rgb.is_floating_point() and not bool(torch.isfinite(rgb).all()):
         raise ValueError("rgb contains NaN or infinite values; check the node or file that made the frames.")
     modal_fmt, amodal_fmt = MaskFormat(modal, "modal_masks"), MaskFormat(amodal, "amodal_masks")
     device = work_device(pipe)
     boxes = native.object_boxes(modal, modal_fmt, size, region, context)
-    inputs = native.Stage2Inputs(rgb, modal, modal_fmt, amodal, amodal_fmt, boxes, size)
-    frames = pipe.sample(*inputs.conditions(), options, callback)
+    masks = hypotheses.split_hypotheses(amodal, n)  # M views [N, T, H, W]
+    inputs = [native.Stage2Inputs(rgb, modal, modal_fmt, m, amodal_fmt, boxes, size) for m in masks]
+    frames = pipe.sample(*hypotheses.stack_conditions([i.conditions() for i in inputs]), options, callback)
 
-    full, processed, alpha = native.stage2_results(frames, inputs, rgb, modal, modal_fmt, amodal, amodal_fmt, boxes,
-                                                   keep_visible_pixels, device)
-    return AmodalContent(rgb=full, rgb_processed=processed, alpha=alpha)
+    def finish(sample: torch.Tensor, k: int):
+        m = k if len(masks) > 1 else 0
+        return native.stage2_results(sample, inputs[m], rgb, modal, modal_fmt, masks[m], amodal_fmt, boxes,
+                                     keep_visible_pixels, device)
+
+    full, processed, alpha = hypotheses.per_sample(finish, frames)
+    return AmodalContent(rgb=full, rgb_processed=processed, alpha=alpha, samples=samples)
 
 
 def _check_region(region: str) -> None:

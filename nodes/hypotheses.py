@@ -1,0 +1,69 @@
+"""``SelectHypothesis`` node: one sample of every object out of a batch holding K samples per object.
+
+The stage nodes with ``samples = K`` (AmodalMaskSVD with ``combine = all``, AmodalContentSVD) return ``N * K * T``
+frames stacked object by object, within an object sample by sample (T frames each). This node picks sample
+``index`` of every object (``N * T`` frames, stacked object by object), so a graph can preview the K candidates
+side by side and pass the chosen one on (`models.stages.hypotheses.select`).
+"""
+
+from __future__ import annotations
+
+from ..models.stages.hypotheses import select
+
+_STACKING = ("N x K x T frames stacked object by object, within an object sample by sample (as the stage nodes "
+             "return them with samples = K).")
+
+
+class SelectHypothesis:
+    DESCRIPTION = (
+        "Picks one sample of every object from results with several samples per object (AmodalMaskSVD with "
+        "combine 'all', AmodalContentSVD with samples > 1): sample 'index' of each of the 'objects' objects, "
+        "stacked object by object as with one sample. Use one per sample to show the candidates side by side, "
+        "then pass the one you like on."
+    )
+    CATEGORY = "Diffusion-VAS"
+    FUNCTION = "select"
+    RETURN_TYPES = ("MASK", "IMAGE")
+    RETURN_NAMES = ("masks", "images")
+    OUTPUT_TOOLTIPS = (
+        "Sample 'index' of every object's masks, N x T frames (None when masks is not connected).",
+        "Sample 'index' of every object's images, N x T frames (None when images is not connected).",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "objects": ("INT", {"default": 1, "min": 1, "max": 256,
+                                    "tooltip": "N: number of objects stacked in the batch."}),
+                "samples": ("INT", {"default": 3, "min": 1, "max": 64,
+                                    "tooltip": "K: samples per object (the stage node's samples)."}),
+                "index": ("INT", {"default": 0, "min": 0, "max": 63,
+                                  "tooltip": "Which sample: 0 is the first (drawn with the stage's seed), k the one "
+                                             "drawn with seed + k. Less than samples."}),
+            },
+            "optional": {
+                "masks": ("MASK", {"tooltip": "Masks with K samples per object: " + _STACKING}),
+                "images": ("IMAGE", {"tooltip": "Images with K samples per object: " + _STACKING}),
+            },
+        }
+
+    def select(self, objects, samples, index, masks=None, images=None):
+        if masks is None and images is None:
+            raise ValueError("SelectHypothesis: connect masks or images (or both).")
+        picked = []
+        for name, batch in (("masks", masks), ("images", images)):
+            if batch is None:
+                picked.append(None)
+                continue
+            if batch.ndim == 2:
+                batch = batch[None]
+            try:
+                picked.append(select(batch, objects, samples, index))
+            except ValueError as err:
+                raise ValueError(f"SelectHypothesis {name}: {err}") from err
+        return tuple(picked)
+
+
+NODE_CLASS_MAPPINGS = {"SelectHypothesis": SelectHypothesis}
+NODE_DISPLAY_NAME_MAPPINGS = {"SelectHypothesis": "Select Hypothesis (Diffusion-VAS)"}
