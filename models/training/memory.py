@@ -5,6 +5,8 @@ weights needed) and sizes the activations the backward pass keeps by running the
 with a hook that adds up every tensor autograd saves (shapes only; nothing is computed). What it does not see:
 the allocator's fragmentation and workspace, the CUDA context (~0.5 GB), temporaries inside one operation, and
 autocast details (saved tensors are sized as fp16/bf16 under mixed precision; some are float32 in practice).
+Attention is counted as a fused kernel (PyTorch SDPA's flash / memory-efficient path on GPUs), which keeps no
+attention matrix.
 So read the figures as lower bounds to within roughly 20 %, until measured on a GPU.
 
 Run ``python -m diffusion_vas.models.training.memory`` for the README table.
@@ -81,16 +83,26 @@ def _saved_activation_bytes(unet, size, frames, batch, dtype, checkpointing) -> 
     current = [None]
     seen: set[int] = set()
 
+    def add(nbytes):
+        if current[0] is None:
+            outside[0] += nbytes
+        else:
+            per_block[current[0]] += nbytes
+
     def pack(t):
         key = id(t)
-        if key not in seen and t.requires_grad or t.grad_fn is not None:
+        if key not in seen and (t.requires_grad or t.grad_fn is not None):
             seen.add(key)
-            size_b = t.numel() * t.element_size()
-            if current[0] is None:
-                outside[0] += size_b
-            else:
-                per_block[current[0]] += size_b
+            add(t.numel() * t.element_size())
         return t
+
+    def flash_attention(q, k, v, *args, **kwargs):
+        """Stands in for SDPA: a fused kernel (flash / memory-efficient, as on GPUs) keeps q, k, v, the output
+        and the log-sum-exp, never the attention matrix that the CPU's math path would save."""
+        out = q * 1.0  # same shape, linked into the graph, saves nothing
+        if q.requires_grad or k.requires_grad or v.requires_grad:
+            add(sum(x.numel() * x.element_size() for x in (q, k, v, out)) + q.shape[0] * q.shape[1] * q.shape[2] * 4)
+        return out
 
     hooks = []
     for k, block in enumerate(blocks):
@@ -104,11 +116,16 @@ def _saved_activation_bytes(unet, size, frames, batch, dtype, checkpointing) -> 
     unet.to(dtype)
     sample = torch.zeros(batch, frames, 12, h, w, device="meta", dtype=dtype)
     context = torch.zeros(batch * frames, frames, SVD_XT_UNET["cross_attention_dim"], device="meta", dtype=dtype)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        if checkpointing:  # block internals are recomputed: count them without checkpointing, keep the largest
-            _unwrap(unet)
-        unet(sample, torch.zeros(batch, device="meta"), encoder_hidden_states=context,
-             added_time_ids=torch.zeros(batch, 3, device="meta", dtype=dtype))
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    torch.nn.functional.scaled_dot_product_attention = flash_attention
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            if checkpointing:  # block internals are recomputed: count them without checkpointing, keep the largest
+                _unwrap(unet)
+            unet(sample, torch.zeros(batch, device="meta"), encoder_hidden_states=context,
+                 added_time_ids=torch.zeros(batch, 3, device="meta", dtype=dtype))
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = sdpa
     for hook in hooks:
         hook.remove()
     if checkpointing:
