@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .models.engine.options import parse_size as parse_processing_size
 from .models import DEFAULT_SIZE, SamplingOptions, complete_content, load_pipeline, predict_amodal_masks
+from .models.stages.hypotheses import agreement, consensus
 from .models.depth.estimator import estimate_depth, load_depth_model, normalize_depth
 from .models.host import (
     AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH, DEPTH_MODELS, DIFFUSION_VAS, PRECISIONS,
@@ -100,6 +101,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=amodal.window, help="frames per window (default: %(default)s)")
     parser.add_argument("--overlap", type=int, default=amodal.overlap,
                         help="frames shared by windows (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=amodal.samples,
+                        help="samples per object, sample k drawn with seed + k; K > 1 writes obj<id>/sample<k>/ plus "
+                             "the consensus masks and the agreement map, and costs K times the sampling "
+                             "(default: %(default)s)")
     parser.add_argument("--start", type=int, default=0, help="first frame (default: 0)")
     parser.add_argument("--count", type=int, default=0, help="number of frames, 0 = all (default: 0)")
     parser.add_argument("--every", type=int, default=1, help="take every n-th frame (default: 1)")
@@ -127,7 +132,7 @@ def run(args: argparse.Namespace) -> None:
 
     depth = read_depth(args, frames, device, dtype)
     shared = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, window=args.window,
-                  overlap=args.overlap)
+                  overlap=args.overlap, samples=args.samples)
     stage1 = load_pipeline(resolve_checkpoint(args.stage1), device, dtype)
     with _progress("stage 1: amodal masks") as bar:
         amodal = predict_amodal_masks(stage1, modal, depth, size,
@@ -140,7 +145,7 @@ def run(args: argparse.Namespace) -> None:
             content = complete_content(stage2, frames, modal, amodal.masks, size,
                                        SamplingOptions.for_stage("content", seed=args.content_seed, **shared),
                                        callback=bar)
-    write_results(args.out, frames, ids, amodal.masks, content.rgb if content else None, fps)
+    write_results(args.out, frames, ids, amodal.masks, content.rgb if content else None, fps, amodal.samples)
     logger.info("results written to %s", args.out)
 
 
@@ -215,21 +220,37 @@ def read_depth(args, frames: torch.Tensor, device, dtype) -> torch.Tensor:
 
 
 def write_results(out: Path, frames: torch.Tensor, ids: list[int], masks: torch.Tensor,
-                  rgb: torch.Tensor | None, fps: float) -> None:
-    """Per object ``obj<id>/``: amodal masks, completed RGB and an overlay, as PNG frames plus GIF and MP4."""
+                  rgb: torch.Tensor | None, fps: float, samples: int = 1) -> None:
+    """Per object ``obj<id>/``: amodal masks, completed RGB and an overlay, as PNG frames plus GIF and MP4.
+
+    With ``samples`` K > 1 (``masks``/``rgb`` hold N * K rows, object-major): sample k's outputs in
+    ``obj<id>/sample<k>/``, and in ``obj<id>/`` the majority-vote ``consensus_masks`` and the ``agreement`` map
+    (fraction of samples covering each pixel, 0..255)."""
     mp4 = pyav_available()
     if not mp4:
         logger.warning("PyAV is not installed, so no MP4 is written (PNG frames and GIFs are): pip install av.")
     for index, object_id in enumerate(ids):
         folder = out / f"obj{object_id}"
-        outputs = {"amodal_masks": masks[index].to(torch.uint8) * 255, "overlay": overlay(frames, masks[index])}
-        if rgb is not None:
-            outputs["amodal_rgb"] = (rgb[index] * 255).round().to(torch.uint8)
-        for name, video in outputs.items():
-            write_png_frames(folder / name, video)
-            write_animation(folder / f"{name}.gif", video, fps)
-            if mp4:
-                write_animation(folder / f"{name}.mp4", video, fps)
+        rows = slice(index * samples, (index + 1) * samples)
+        for k, row in enumerate(range(rows.start, rows.stop)):
+            outputs = {"amodal_masks": masks[row].to(torch.uint8) * 255, "overlay": overlay(frames, masks[row])}
+            if rgb is not None:
+                outputs["amodal_rgb"] = (rgb[row] * 255).round().to(torch.uint8)
+            _write_videos(folder / f"sample{k}" if samples > 1 else folder, outputs, fps, mp4)
+        if samples > 1:
+            _write_videos(folder, {
+                "consensus_masks": consensus(masks[rows], samples)[0].to(torch.uint8) * 255,
+                "agreement": (agreement(masks[rows], samples)[0] * 255).round().to(torch.uint8),
+            }, fps, mp4)
+
+
+def _write_videos(folder: Path, outputs: dict, fps: float, mp4: bool) -> None:
+    """Each ``name: [T, H, W(, 3)]`` uint8 video as PNG frames in ``folder/name/``, plus a GIF and (PyAV) an MP4."""
+    for name, video in outputs.items():
+        write_png_frames(folder / name, video)
+        write_animation(folder / f"{name}.gif", video, fps)
+        if mp4:
+            write_animation(folder / f"{name}.mp4", video, fps)
 
 
 def overlay(frames: torch.Tensor, mask: torch.Tensor, colour=(255, 64, 160), alpha: float = 0.5) -> torch.Tensor:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 
-from ..models.evaluation.metrics import completion_metrics, paper_protocol, strict_protocol
+from ..models.evaluation.metrics import completion_metrics, paper_protocol, strict_protocol, top_k_scores
+from ..models.stages.hypotheses import select
 
 _STACKING = "For several objects, stack N*T frames object by object and set objects to N."
 
@@ -19,7 +20,8 @@ class EvaluateAmodal:
         "benchmark clip), by the paper's protocol (prediction OR visible mask, frames pooled, occluded-region IoU "
         "only over frames scoring above zero) and by a strict one (per object, every occluded frame counts, a "
         "missed hidden part scores 0). With completed and true colours it also reports PSNR/SSIM inside the "
-        "hidden part."
+        "hidden part. With samples K > 1 (AmodalMaskSVD combine all) it scores the first sample (Top-1) and the "
+        "oracle Top-K: per object the best of the K samples, chosen with the ground truth, as the paper's Top-3 rows."
     )
     CATEGORY = "Diffusion-VAS"
     FUNCTION = "evaluate"
@@ -41,14 +43,24 @@ class EvaluateAmodal:
             "optional": {
                 "amodal_rgb": ("IMAGE", {"tooltip": "Completed object colours (stage 2), N*T frames."}),
                 "true_amodal_rgb": ("IMAGE", {"tooltip": "True object colours, hidden part included, N*T frames."}),
+                "samples": ("INT", {"default": 1, "min": 1, "max": 64,
+                                    "tooltip": "K: samples per object in amodal_masks (N*K*T frames, object by object, "
+                                               "then sample by sample). Above 1 the report adds the oracle Top-K; "
+                                               "the other lines score sample 0 (Top-1), amodal_rgb too when it "
+                                               "holds K samples."}),
             },
         }
 
     def evaluate(self, amodal_masks, true_amodal_masks, true_modal_masks, objects=1, amodal_rgb=None,
-                 true_amodal_rgb=None):
-        pred = _split(amodal_masks, objects, "amodal_masks")
+                 true_amodal_rgb=None, samples=1):
         amodal = _split(true_amodal_masks, objects, "true_amodal_masks")
         modal = _split(true_modal_masks, objects, "true_modal_masks")
+        all_samples = amodal_masks
+        if samples > 1:
+            amodal_masks = select(_batch(amodal_masks), objects, samples, 0)
+            if amodal_rgb is not None and amodal_rgb.shape[0] == samples * true_amodal_masks.shape[0]:
+                amodal_rgb = select(amodal_rgb, objects, samples, 0)
+        pred = _split(amodal_masks, objects, "amodal_masks")
         paper, strict = paper_protocol(pred, amodal, modal), strict_protocol(pred, amodal, modal)
         lines = [
             f"{objects} object(s), {paper['frames']} frames: {strict['frames_occluded']} occluded "
@@ -63,6 +75,9 @@ class EvaluateAmodal:
         for k, clip in enumerate(strict["per_clip"]):
             lines.append(f"  object {k + 1}: mIoU {_pct(clip['miou'])}  mIoU_occ {_pct(clip['miou_occ'])}  "
                          f"({clip['frames_occluded']}/{clip['frames']} frames occluded)")
+        if samples > 1:
+            lines[1:1] = [f"Top-1 (sample 0 of {samples}):"]
+            lines.extend(_oracle_lines(_split(_batch(all_samples), objects, "amodal_masks"), amodal, modal, samples))
         if (amodal_rgb is None) != (true_amodal_rgb is None):
             raise ValueError("Connect both amodal_rgb and true_amodal_rgb to score completions, or neither.")
         if amodal_rgb is not None:
@@ -73,6 +88,25 @@ class EvaluateAmodal:
                          f"{_num(scores['ssim'], 4)}  ({scores['frames']} frames)")
         report = "\n".join(lines)
         return {"ui": {"text": [report]}, "result": (report,)}
+
+
+def _oracle_lines(per_object: list, amodal: list, modal: list, samples: int) -> list[str]:
+    """The oracle Top-K lines: ``per_object`` holds each object's ``[K*T, H, W]`` samples."""
+    stacks = [p.reshape(samples, -1, *p.shape[1:]) for p in per_object]
+    oracle = top_k_scores(stacks, amodal, modal)["oracle"]
+    paper, strict = oracle["paper"], oracle["strict"]
+    return [
+        f"oracle Top-{samples} (best of {samples} samples per object, chosen with the ground truth):",
+        f"paper:  mIoU {_pct(paper['miou'])}  mIoU_occ {_pct(paper['miou_occ'])}",
+        f"strict: mIoU {_pct(strict['miou'])}  mIoU_occ {_pct(strict['miou_occ'])}  partly occ "
+        f"{_pct(strict['miou_occ_partial'])}  fully occ {_pct(strict['miou_occ_full'])}",
+        "  chosen samples (strict mIoU_occ): " + ", ".join(
+            f"object {k + 1}: {j}" for k, j in enumerate(strict["choice"]["miou_occ"])),
+    ]
+
+
+def _batch(masks):
+    return masks.unsqueeze(0) if masks.dim() == 2 else masks
 
 
 def _split(batch, objects: int, name: str) -> list:

@@ -16,6 +16,7 @@ import math
 from ..models import SamplingOptions, complete_content, predict_amodal_masks
 from ..models.host import get_host
 from ..models.stages.conditions import AMODAL_SUM_THRESHOLD
+from ..models.stages.hypotheses import agreement, completion_samples, consensus, hypotheses_per_object
 from ..models.stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from ..models.stages.region import DEFAULT_REGION, REGIONS
 from ..models.stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 _REQUIRED = {"seed": "seed", "steps": "num_inference_steps", "guidance_scale": "guidance_scale"}
 _OPTIONAL = {"window": "window", "overlap": "overlap", "object_batch_size": "object_batch_size",
              "decode_chunk_size": "decode_chunk_size", "fps": "fps", "motion_bucket_id": "motion_bucket_id",
-             "noise_aug_strength": "noise_aug_strength"}
+             "noise_aug_strength": "noise_aug_strength", "samples": "samples"}
 _SIZE = {"width": 512, "height": 256}  # processing size: the authors' (DEFAULT_SIZE is (256, 512))
 
 
@@ -103,8 +104,22 @@ def region_input() -> dict:
                    "the input size; better for objects small in the frame (HD/4K footage)."})}
 
 
+COMBINE = ("consensus", "all")  # AmodalMaskSVD's ways to return several samples; the first is the default
+
+
+def samples_input() -> dict:
+    """The optional ``samples`` widget shared by both stage nodes (added last: saved workflows keep their values)."""
+    d = SamplingOptions()
+    return {"samples": ("INT", {
+        "default": d.samples, "min": 1, "max": 64,
+        "tooltip": "Independent samples per object (hidden parts are ambiguous: each sample is one plausible "
+                   "answer). Sample k is drawn exactly as a run with seed + k; K samples cost K times the sampling "
+                   "work (batched with the objects by object_batch_size)."})}
+
+
 def run_progress(options: SamplingOptions, objects: int, label: str):
-    """The host's progress callback over every denoising step of the call (ComfyUI: its bar and Cancel)."""
+    """The host's progress callback over every denoising step of the call (ComfyUI: its bar and Cancel);
+    ``objects`` counts object-samples (rows the sampler denoises)."""
     return get_host().progress(options.num_inference_steps * math.ceil(objects / options.object_batch_size), label)
 
 
@@ -116,11 +131,16 @@ class AmodalMaskSVD:
     )
     CATEGORY = "Diffusion-VAS"
     FUNCTION = "predict"
-    RETURN_TYPES = ("MASK", "IMAGE")
-    RETURN_NAMES = ("amodal_masks", "probability")
+    RETURN_TYPES = ("MASK", "IMAGE", "MASK")
+    RETURN_NAMES = ("amodal_masks", "probability", "agreement")
     OUTPUT_TOOLTIPS = (
-        "Full object masks [N x frames, height, width] at the input size, stacked like modal_masks.",
-        "The model's raw output (bright = object) as an image, for previews and soft masks.",
+        "Full object masks [N x frames, height, width] at the input size, stacked like modal_masks. With samples "
+        "> 1: combine consensus gives N x frames (majority vote), all gives N x samples x frames (object by object, "
+        "then sample by sample).",
+        "The model's raw output (bright = object) as an image, for previews and soft masks (consensus: the mean over "
+        "the samples; all: one per sample, stacked like amodal_masks).",
+        "Fraction of the samples covering each pixel [N x frames, height, width] (0..1): where the samples disagree "
+        "the hidden shape is uncertain. With one sample: the mask itself.",
     )
 
     @classmethod
@@ -145,11 +165,17 @@ class AmodalMaskSVD:
                                "there (clean edges at HD/4K). reference: the authors' nearest-neighbour upscaling "
                                "(OpenCV-exact, staircase edges)."}),
                 **region_input(),
+                **samples_input(),
+                "combine": (list(COMBINE), {
+                    "default": COMBINE[0],
+                    "tooltip": "With samples > 1: consensus returns one mask per frame, on where more than half of "
+                               "the samples are (visible pixels always in); all returns every sample (N x samples x "
+                               "frames, object by object, then sample by sample) for SelectHypothesis or stage 2."}),
             },
         }
 
     def predict(self, model, modal_masks, depth, threshold=AMODAL_SUM_THRESHOLD, mask_upscale=DEFAULT_MASK_UPSCALE,
-                region=DEFAULT_REGION, **widgets):
+                region=DEFAULT_REGION, combine=COMBINE[0], **widgets):
         model.require_stage("segmentation", "AmodalMaskSVD")
         size = processing_size(widgets)
         if not hasattr(depth, "ndim") or depth.ndim not in (3, 4):
@@ -158,14 +184,21 @@ class AmodalMaskSVD:
         modal = split_objects(modal_masks, depth.shape[0], "modal_masks", "depth")
         warn_empty(modal, "modal_masks")
         depth = depth_image_frames(depth, tuple(modal.shape[-2:]), "AmodalMaskSVD")
+        if combine not in COMBINE:
+            raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}.")
         options = sampling_options("amodal", widgets)
         with model.prepared() as pipe:
             result = predict_amodal_masks(pipe, modal, depth, size, options, threshold,
-                                          run_progress(options, modal.shape[0], "AmodalMaskSVD"),
+                                          run_progress(options, modal.shape[0] * options.samples, "AmodalMaskSVD"),
                                           mask_upscale=mask_upscale, region=region)
+        masks, probability, k = result.masks, result.probability, result.samples
+        if k > 1 and combine == "consensus":
+            masks = consensus(masks, k, modal)
+            probability = probability.view(-1, k, *probability.shape[1:]).mean(dim=1)
+        fraction = agreement(result.masks, k) if k > 1 else result.masks
         # A read-only view with 3 channels, as core MaskToImage returns: no 3x copy of a 1080p/4K clip.
-        probability = stacked(result.probability)[..., None].expand(-1, -1, -1, 3)
-        return stacked(result.masks), probability
+        probability = stacked(probability)[..., None].expand(-1, -1, -1, 3)
+        return stacked(masks), probability, stacked(fraction)
 
 
 class AmodalContentSVD:
@@ -179,7 +212,8 @@ class AmodalContentSVD:
     RETURN_NAMES = ("amodal_rgb", "alpha")
     OUTPUT_TOOLTIPS = (
         "The objects' completed colours [N x frames, height, width, 3] at the input size (white outside), stacked "
-        "like modal_masks.",
+        "like modal_masks; with several samples (or mask hypotheses) N x samples x frames, object by object, then "
+        "sample by sample.",
         "The objects' full shape at the input size (amodal mask, with every visible pixel), to composite amodal_rgb.",
     )
 
@@ -192,7 +226,9 @@ class AmodalContentSVD:
                 "modal_masks": ("MASK", {"tooltip": "Visible part of the object in every frame of images. "
                                                     + OBJECT_STACKING}),
                 "amodal_masks": ("MASK", {"tooltip": "Full object masks (AmodalMaskSVD's amodal_masks), stacked like "
-                                                     "modal_masks."}),
+                                                     "modal_masks; or N x K x frames mask hypotheses (AmodalMaskSVD "
+                                                     "combine all): hypothesis k is completed with seed + k (samples "
+                                                     "1 or K), every hypothesis sharing its object's modal masks."}),
                 **sampling_inputs("content"),
             },
             "optional": {
@@ -203,6 +239,7 @@ class AmodalContentSVD:
                                "in the hidden part (colour-matched, blended over a few pixels). false: the model's "
                                "render everywhere, upsampled from the processing size (the authors' output)."}),
                 **region_input(),
+                **samples_input(),
             },
         }
 
@@ -215,14 +252,17 @@ class AmodalContentSVD:
         modal = split_objects(modal_masks, frames, "modal_masks", "images")
         amodal = split_objects(amodal_masks, frames, "amodal_masks", "images")
         check_same_size(modal, image_size, "modal_masks", "images")
-        if amodal.shape[0] != modal.shape[0]:
+        if amodal.shape[0] % modal.shape[0]:
             raise ValueError(f"amodal_masks holds {amodal.shape[0]} object(s) and modal_masks {modal.shape[0]} "
-                             f"(of {frames} frames each); give one amodal mask sequence per modal mask sequence.")
+                             f"(of {frames} frames each); give one amodal mask sequence per modal mask sequence "
+                             "(or K per object: AmodalMaskSVD with combine all).")
         warn_empty(amodal, "amodal_masks")
         options = sampling_options("content", widgets)
+        rows = modal.shape[0] * completion_samples(hypotheses_per_object(amodal.shape[0], modal.shape[0]),
+                                                   options.samples)
         with model.prepared() as pipe:
             result = complete_content(pipe, images, modal, amodal, size, options,
-                                      run_progress(options, modal.shape[0], "AmodalContentSVD"),
+                                      run_progress(options, rows, "AmodalContentSVD"),
                                       keep_visible_pixels=keep_visible_pixels, region=region)
         return stacked(result.rgb), stacked(result.alpha)
 
