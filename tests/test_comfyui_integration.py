@@ -220,9 +220,9 @@ def test_workflow_runs_in_comfyui(comfyui, path):
                 with Image.open(file) as image:
                     assert image.size == size, f"{file} is {image.size}, the clip is {size}"
 
-    if path.name == "amodal_segmentation.json":
+    if path.name == "Diffusion-VAS amodal segmentation.json":
         check_amodal_masks(base / "output" / "diffusion_vas", clip / "modal")
-    if path.name == "scene_editing.json":
+    if path.name == "Diffusion-VAS scene editing.json":
         check_scene_edits(workflow, entry, base, clip / "occluder", size, frames)
 
 

@@ -13,7 +13,7 @@ Needs Chromium (Debian: ``apt-get install chromium``), and for this script an in
 and ``Pillow`` (a scratch virtual environment will do; neither is a dependency of the pack)::
 
     COMFYUI_DIR=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/comfy-venv/bin/python \\
-        python tools/screenshot_workflows.py [workflows/scene_editing.json ...]
+        python tools/screenshot_workflows.py ["workflows/Diffusion-VAS scene editing.json" ...]
 
 Front-end settings are set for the capture through ComfyUI's settings API in the temporary user folder only: the
 first-run template browser, the minimap and the canvas statistics are off, open workflows are listed in the
