@@ -42,3 +42,23 @@ def resize_with_antialiasing(x: torch.Tensor, size: tuple[int, int]) -> torch.Te
     x = _filter(x, _gaussian_kernel(kx, sigmas[1], x.dtype)[None, :])
     x = _filter(x, _gaussian_kernel(ky, sigmas[0], x.dtype)[:, None])
     return F.interpolate(x, size=size, mode="bicubic", align_corners=True)
+
+
+CLIP_SIZE = (224, 224)
+ENCODE_CHUNK = 32  # frames per CLIP batch
+
+
+def clip_image_embeddings(image_encoder, frames: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                          device, dtype: torch.dtype) -> torch.Tensor:
+    """CLIP ``image_embeds`` of condition frames, as the reference (and training) computes the context.
+
+    ``[M, 3, h, w]`` in [-1, 1] -> ``[M, D]`` in ``dtype``: antialiased resize to 224x224 in float32, [-1, 1] ->
+    [0, 1], the feature extractor's mean/std (``[1, 3, 1, 1]``) only (no rescale, resize or crop).
+    """
+    mean, std = mean.to(device), std.to(device)
+    out = []
+    for chunk in frames.split(ENCODE_CHUNK):
+        pixels = resize_with_antialiasing(chunk.to(device, torch.float32), CLIP_SIZE)
+        pixels = ((pixels + 1.0) / 2.0 - mean) / std
+        out.append(image_encoder(pixels.to(dtype)).image_embeds)
+    return torch.cat(out)
