@@ -276,7 +276,7 @@ def test_content_stage_trains_with_lora_and_exports(tmp_path, svd_folder):
     from diffusion_vas.models import SamplingOptions, complete_content
 
     cfg = config(tmp_path, svd_folder, stage="content", data="synthetic:3", max_steps=1, lora_rank=2,
-                 gradient_checkpointing=True)
+                 gradient_checkpointing=True, batch_size=2, gradient_accumulation_steps=2)
     final = train(cfg, progress=False)
     pipe = load_pipeline(final)
     rgb = torch.rand(FRAMES, 16, 32, 3)
@@ -287,6 +287,40 @@ def test_content_stage_trains_with_lora_and_exports(tmp_path, svd_folder):
     out = complete_content(pipe, rgb, modal, amodal, size=SIZE,
                            options=SamplingOptions(num_inference_steps=2, window=FRAMES, overlap=0))
     assert out.rgb.shape == (1, FRAMES, 16, 32, 3)
+
+
+def test_block_checkpointing_gives_the_same_gradients(tmp_path, svd_folder):
+    from diffusion_vas.models.training.model import enable_block_checkpointing
+
+    cfg = config(tmp_path, svd_folder)
+    base, samples, loss_fn = parts(cfg)
+    select_trainable(base.unet, cfg.trained_patterns)
+    batch = collate([samples[0]])
+    grads = []
+    for checkpointed in (False, True):
+        if checkpointed:
+            enable_block_checkpointing(base.unet)
+        base.unet.zero_grad()
+        loss_fn(base.unet, batch, torch.Generator().manual_seed(3)).loss.mean().backward()
+        grads.append(base.unet.conv_in2.weight.grad.clone())
+    assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().sum() > 0
+
+
+def test_8bit_adam_without_bitsandbytes_says_how_to_install(monkeypatch):
+    import builtins
+
+    from diffusion_vas.models.training.trainer import make_optimizer
+
+    real_import = builtins.__import__
+
+    def no_bnb(name, *args, **kwargs):
+        if name == "bitsandbytes":
+            raise ImportError("No module named 'bitsandbytes'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_bnb)
+    with pytest.raises(RuntimeError, match="pip install bitsandbytes"):
+        make_optimizer([torch.nn.Parameter(torch.zeros(2))], TrainingConfig(use_8bit_adam=True))
 
 
 # -- stage-2 pairs ------------------------------------------------------------------------------------------------
