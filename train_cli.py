@@ -1,9 +1,10 @@
 """``diffusion-vas train``: fine-tune either stage (the engine is `models.training`).
 
     diffusion-vas train --stage amodal --base stable-video-diffusion-img2vid-xt/ --data clips/ --out runs/amodal
-    diffusion-vas train --stage content --base diffusion-vas-content-completion --data train.json \
+    diffusion-vas train --stage content --base diffusion-vas-content-completion --data train.json
         --data-root /data/sailvos_cut_png --out runs/content --max-steps 20000
-    accelerate launch --num_processes 8 -m diffusion_vas.cli train ...      # one process per GPU
+    accelerate launch --multi_gpu --num_processes 8 -m diffusion_vas.cli train ...   # one process per GPU
+    accelerate launch --multi_gpu --num_processes 2 -m diffusion_vas.cli train --cpu ...   # CPU processes (gloo)
 
 ``--data`` is a clip folder or a folder of clips (``rgb/``, ``modal/``, ``amodal/``, optional ``depth/`` and
 ``amodal_rgb/``), a SAIL-VOS-format ``.json`` (with ``--data-root``) or ``synthetic[:N]``. The final checkpoint
