@@ -4,8 +4,9 @@ The stage functions accept any object with ``sample(cond_a, cond_b, options=None
 An `OracleSampler` returns a perfect model's output, so what is measured with it is only the pack's handling of
 resolution (conditions, upscaling, zoom crops, colour matching), never the model's quality.
 
-`oracle_mask_frames` renders what a perfect stage-1 model decodes: the true amodal mask area-averaged to the
-processing size (a soft edge, as a decoder's boundary pixels are), grey in all three channels.
+`oracle_mask_frames` renders what a perfect stage-1 model decodes: its training target, the true amodal mask
+resized to the processing size as the authors' data loader does (``cv2.resize`` INTER_LINEAR on a {0, 1} uint8
+mask: bilinear without antialiasing, rounded, so the mask stays binary), white on black in all three channels.
 `oracle_rgb_frames` renders a perfect stage-2 output: the object's true colours inside its amodal mask, white
 outside, at the processing size. Both take the crop boxes the stage function will use (`native.object_boxes`).
 """
@@ -46,8 +47,8 @@ def oracle_mask_frames(amodal: torch.Tensor, boxes: list[Box], size: tuple[int, 
     """True amodal masks ``[N, T, H, W]`` (bool) -> ``[N, T, 3, h, w]`` decoded frames of a perfect stage 1."""
     out = []
     for obj, box in zip(amodal, boxes):
-        soft = _area(box.crop(obj.float())[:, None], size)
-        out.append(soft.expand(-1, 3, -1, -1))
+        linear = F.interpolate(box.crop(obj.float())[:, None], size=size, mode="bilinear", align_corners=False)
+        out.append((linear >= 0.5).float().expand(-1, 3, -1, -1))
     return torch.stack(out).clamp(0, 1)
 
 

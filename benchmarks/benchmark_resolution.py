@@ -1,0 +1,263 @@
+"""Production-scale footage: the pack's own cost and memory per node call at 1080p (or 4K), and the quality of
+the resolution handling measured with an oracle sampler.
+
+Speed and memory (``--speed``): a synthetic clip of ``--frames`` frames at the input size goes through the node
+calls AmodalMaskSVD, AmodalContentSVD and every CompositeEdit mode, with the tiny checkpoints (processing size
+``--processing``, ``--steps`` steps). The model's share is the same call on a small copy of the clip (135x240):
+the model works at the processing size whatever the input size, so ``(time at full size - time on the small
+copy) / frames`` is the pack's own cost per frame (conditions, upscaling, compositing, checks). Peak extra RSS
+is the highest resident memory during the call above the resident memory before it (sampled every 2 ms), shown
+against the bytes of the call's inputs.
+
+Quality (``--quality``): synthetic clips rendered at the input size, one with small and one with large objects,
+through the stage functions with an `OracleSampler` (the ground truth at the processing size behind the
+pipeline's ``sample`` interface), so only the pack's resolution handling is measured: amodal-mask IoU and
+boundary F-score (1 px tolerance) at the input size for ``smooth`` vs ``reference`` upscaling and ``frame`` vs
+``object`` regions, and the largest error of the visible pixels of stage 2 (must be 0).
+
+    python benchmarks/benchmark_resolution.py                       # 48 frames at 1080p, both parts
+    python benchmarks/benchmark_resolution.py --4k --frames 12      # 2160x3840
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from diffusion_vas.models.engine.options import parse_size
+
+logger = logging.getLogger("benchmark_resolution")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "parity"
+SMALL_COPY = (135, 240)
+COMPOSITE_MODES = ("reveal", "xray", "remove_occluder", "layer", "move")
+
+
+# -- memory ------------------------------------------------------------------------------------------------------
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Highest RSS while the block runs, sampled every 2 ms by a thread; ``extra`` is above the RSS at entry."""
+
+    def __enter__(self):
+        self.start = self.peak = rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+        self.extra = self.peak - self.start
+
+
+def nbytes(*tensors) -> int:
+    """Bytes held by the tensors (a view counts its storage once)."""
+    seen, total = set(), 0
+    for t in tensors:
+        if t is None:
+            continue
+        key = t.untyped_storage().data_ptr()
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+    return total
+
+
+# -- speed ------------------------------------------------------------------------------------------------------
+
+def speed_clip(frames: int, size: tuple[int, int]):
+    """ComfyUI-typed inputs at ``size``: a synthetic clip rendered small and upsampled (content is irrelevant)."""
+    from diffusion_vas.models.evaluation.synthetic import SyntheticSpec, generate_clip
+
+    clip = generate_clip(SyntheticSpec(frames=frames, height=270, width=480, object_size=(0.2, 0.3)), seed=3)
+
+    def up_masks(m):
+        return F.interpolate(m.float()[:, None], size=size, mode="nearest")[:, 0]
+
+    def up_rgb(x):
+        return F.interpolate(x.permute(0, 3, 1, 2), size=size, mode="bilinear").clamp(0, 1).permute(0, 2, 3, 1).contiguous()
+
+    depth = up_masks(clip.depth)[..., None].expand(-1, -1, -1, 3).contiguous()
+    return dict(images=up_rgb(clip.rgb), modal=up_masks(clip.modal[0]), amodal=up_masks(clip.amodal[0]),
+                occluder=up_masks(clip.occluder), depth=depth)
+
+
+def node_calls(inputs: dict, model1, model2, fast: dict):
+    """``(name, inputs tuple, call)`` per node call; the stage outputs feed the later calls."""
+    from diffusion_vas.nodes import composite, stages
+
+    state = {}
+
+    def mask_call():
+        state["amodal"], _ = stages.AmodalMaskSVD().predict(model1, inputs["modal"], inputs["depth"], **fast)
+
+    def content_call():
+        state["rgb"], _ = stages.AmodalContentSVD().complete(model2, inputs["images"], inputs["modal"],
+                                                             state["amodal"], **fast)
+
+    calls = [("AmodalMaskSVD", lambda: (inputs["modal"], inputs["depth"]), mask_call),
+             ("AmodalContentSVD", lambda: (inputs["images"], inputs["modal"], state["amodal"]), content_call)]
+    for mode in COMPOSITE_MODES:
+        def edit(mode=mode):
+            composite.CompositeEdit().composite(inputs["images"], state["rgb"], state["amodal"], mode,
+                                                modal_masks=inputs["modal"], occluder_masks=inputs["occluder"],
+                                                offset_x=40, offset_y=10)
+        calls.append((f"CompositeEdit {mode}",
+                      lambda: (inputs["images"], state["rgb"], state["amodal"], inputs["modal"], inputs["occluder"]),
+                      edit))
+    return calls
+
+
+def measure_speed(args) -> list[dict]:
+    from diffusion_vas.nodes import loader
+
+    model1 = loader.DiffusionVASLoader().load(model=str(args.stage1), precision="fp32")[0]
+    model2 = loader.DiffusionVASLoader().load(model=str(args.stage2), precision="fp32")[0]
+    fast = dict(steps=args.steps, width=args.processing[1], height=args.processing[0], seed=1)
+    timings = {}
+    for label, size in (("small", SMALL_COPY), ("full", args.size)):
+        inputs = speed_clip(args.frames, size)
+        for name, held, call in node_calls(inputs, model1, model2, fast):
+            with PeakRSS() as memory:
+                start = time.perf_counter()
+                call()
+                seconds = time.perf_counter() - start
+            timings.setdefault(name, {})[label] = (seconds, memory.extra, nbytes(*held()))
+            logger.info("%s at %s: %.2f s, peak extra RSS %.2f GiB", name, size, seconds, memory.extra / 2 ** 30)
+        del inputs
+    rows = []
+    for name, runs in timings.items():
+        full, small = runs["full"], runs["small"]
+        rows.append(dict(call=name, seconds=full[0], model=small[0], own=(full[0] - small[0]) / args.frames,
+                         extra=full[1], inputs=full[2]))
+    return rows
+
+
+# -- quality ----------------------------------------------------------------------------------------------------
+
+def boundary(mask: torch.Tensor) -> torch.Tensor:
+    """``[T, H, W]`` bool -> its inner boundary (mask pixels with a 4-neighbour outside)."""
+    outside = (~mask)[:, None].float()
+    near = F.max_pool2d(F.pad(outside, (1, 1, 1, 1), value=0.0), 3, stride=1)[:, 0] > 0
+    return mask & near
+
+
+def boundary_f(pred: torch.Tensor, truth: torch.Tensor, tolerance: int = 1) -> float:
+    """Boundary F-score: precision and recall of boundary pixels matched within ``tolerance`` px (chessboard)."""
+    bp, bt = boundary(pred), boundary(truth)
+    k = 2 * tolerance + 1
+    near_t = F.max_pool2d(bt[:, None].float(), k, stride=1, padding=tolerance)[:, 0] > 0
+    near_p = F.max_pool2d(bp[:, None].float(), k, stride=1, padding=tolerance)[:, 0] > 0
+    precision = (bp & near_t).sum() / bp.sum().clamp_min(1)
+    recall = (bt & near_p).sum() / bt.sum().clamp_min(1)
+    return float(2 * precision * recall / (precision + recall).clamp_min(1e-12))
+
+
+def iou(pred: torch.Tensor, truth: torch.Tensor) -> float:
+    return float((pred & truth).sum() / (pred | truth).sum().clamp_min(1))
+
+
+def measure_quality(args) -> list[dict]:
+    from diffusion_vas.models import complete_content, predict_amodal_masks
+    from diffusion_vas.models.evaluation.oracle import OracleSampler, oracle_mask_frames, oracle_rgb_frames
+    from diffusion_vas.models.evaluation.synthetic import SyntheticSpec, generate_clip
+    from diffusion_vas.models.stages import native
+    from diffusion_vas.models.stages.chunking import MaskFormat
+
+    rows = []
+    height, width = args.size
+    for label, object_size in (("small", (0.03, 0.05)), ("large", (0.22, 0.34))):
+        spec = SyntheticSpec(frames=args.quality_frames, height=height, width=width, object_size=object_size,
+                             motion=args.motion)
+        clip = generate_clip(spec, seed=args.seed)
+        modal, amodal = clip.modal, clip.amodal
+        for region in ("frame", "object"):
+            boxes = native.object_boxes(modal, MaskFormat(modal, "modal"), args.quality_processing, region, 1.0)
+            oracle = OracleSampler(oracle_mask_frames(amodal, boxes, args.quality_processing))
+            for upscale in ("smooth", "reference"):
+                masks = predict_amodal_masks(oracle, modal, clip.depth, args.quality_processing, region=region,
+                                             mask_upscale=upscale).masks
+                rows.append(dict(objects=label, region=region, upscale=upscale, iou=iou(masks[0], amodal[0]),
+                                 bf=boundary_f(masks[0], amodal[0])))
+            colours = torch.where(amodal[..., None], clip.amodal_rgb, 1.0)
+            frames = oracle_rgb_frames(colours, amodal, boxes, args.quality_processing)
+            out = complete_content(OracleSampler(frames), clip.rgb, modal, amodal, args.quality_processing,
+                                   region=region).rgb[0]
+            error = (out[modal[0]] - clip.rgb[modal[0]]).abs()
+            rows[-1]["visible_error"] = rows[-2]["visible_error"] = float(error.max()) if error.numel() else 0.0
+        del clip
+    return rows
+
+
+# -- main -------------------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=48, help="frames of the speed clip (default 48)")
+    parser.add_argument("--size", type=parse_size, default=(1080, 1920), help="input HEIGHTxWIDTH (1080x1920)")
+    parser.add_argument("--4k", dest="uhd", action="store_true", help="input 2160x3840")
+    parser.add_argument("--processing", type=parse_size, default=(64, 128), help="speed: processing size (64x128)")
+    parser.add_argument("--steps", type=int, default=2, help="speed: denoising steps (2)")
+    parser.add_argument("--stage1", type=Path, default=SHARED / "tiny-amodal-segmentation")
+    parser.add_argument("--stage2", type=Path, default=SHARED / "tiny-content-completion")
+    parser.add_argument("--quality-frames", type=int, default=8, help="frames of each quality clip (8)")
+    parser.add_argument("--quality-processing", type=parse_size, default=(256, 512),
+                        help="quality: processing size of the oracle (256x512, as trained)")
+    parser.add_argument("--motion", type=float, default=0.1,
+                        help="quality: how far objects move over the clip (SyntheticSpec.motion; 0.1: a short shot)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--speed", action="store_true", help="only the speed and memory part")
+    parser.add_argument("--quality", action="store_true", help="only the quality part")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.uhd:
+        args.size = (2160, 3840)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    both = not (args.speed or args.quality)
+    load = os.getloadavg()
+    print(f"input {args.size[0]}x{args.size[1]}, torch threads {torch.get_num_threads()}, "
+          f"load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
+    if args.speed or both:
+        rows = measure_speed(args)
+        print(f"\n{args.frames} frames, processing {args.processing[0]}x{args.processing[1]}, {args.steps} steps")
+        print("| node call | total s | model's share s (small copy) | pack's own s/frame | peak extra RSS | inputs | ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['call']} | {r['seconds']:.2f} | {r['model']:.2f} | {r['own']:.3f} | "
+                  f"{r['extra'] / 2 ** 30:.2f} GiB | {r['inputs'] / 2 ** 30:.2f} GiB | {r['extra'] / r['inputs']:.2f}x |")
+    if args.quality or both:
+        rows = measure_quality(args)
+        print(f"\noracle sampler, processing {args.quality_processing[0]}x{args.quality_processing[1]}, "
+              f"{args.quality_frames} frames at {args.size[0]}x{args.size[1]}")
+        print("| objects | region | upscale | IoU | boundary F (1 px) | visible-pixel error |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['objects']} | {r['region']} | {r['upscale']} | {100 * r['iou']:.2f} | {100 * r['bf']:.2f} | "
+                  f"{r['visible_error']:.1g} |")
+    load = os.getloadavg()
+    print(f"\nload average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
