@@ -101,7 +101,7 @@ def test_smooth_upscaling_follows_the_true_edge_better():
         masks = predict_amodal_masks(OracleSampler(truth), modal, depth, SIZE, mask_upscale=mode).masks
         assert bool((masks | ~modal).all()), "every visible pixel is kept"
         errors[mode] = (masks ^ amodal).sum().item()
-    assert errors["smooth"] < 0.6 * errors["reference"], errors
+    assert errors["smooth"] < 0.8 * errors["reference"], errors
 
 
 def test_object_region_recovers_a_small_object_better():
