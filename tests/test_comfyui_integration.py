@@ -224,6 +224,25 @@ def test_workflow_runs_in_comfyui(comfyui, path):
         check_amodal_masks(base / "output" / "diffusion_vas", clip / "modal")
     if path.name == "Diffusion-VAS scene editing.json":
         check_scene_edits(workflow, entry, base, clip / "occluder", size, frames)
+    if path.name == "Diffusion-VAS hypotheses.json":
+        check_hypotheses(workflow, entry, base, clip / "modal", frames)
+
+
+def check_hypotheses(workflow: dict, entry: dict, base: Path, modal_folder: Path, frames: int) -> None:
+    """Three sample previews of one frame each per input frame; the saved agreement map takes only the values
+    0, 1/3, 2/3 and 1 (three samples voting) and is 1 on every visible pixel (every sample keeps them)."""
+    samples = [n for n in workflow["nodes"] if n["type"] == "PreviewImage" and n.get("title", "").startswith("Preview sample")]
+    assert len(samples) == 3
+    for node in samples:
+        assert len(entry["outputs"][str(node["id"])]["images"]) == frames, node["title"]
+    saved = sorted((base / "output" / "diffusion_vas").glob("agreement_*.png"))
+    modal = sorted(modal_folder.glob("*.png"))
+    assert len(saved) == len(modal) == frames
+    for agreement_file, modal_file in zip(saved, modal):
+        votes = np.asarray(Image.open(agreement_file).convert("L")).astype(float) * 3 / 255
+        assert np.abs(votes - votes.round()).max() < 0.05, f"{agreement_file.name} is not a 3-sample vote"
+        visible = np.asarray(Image.open(modal_file).convert("L")) > 127
+        assert (votes[visible].round() == 3).all(), f"{agreement_file.name} is below 1 on visible pixels"
 
 
 def check_video(file: Path, size: tuple[int, int], frames: int) -> None:
