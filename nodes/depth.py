@@ -69,7 +69,8 @@ class PseudoDepth:
                     "default": DEFAULT_MODEL,
                     "tooltip": "Depth Anything V2: a folder (transformers) or official .pth/.safetensors file in "
                                "models/depthanything, or an absolute path. The *-hf models download on first use "
-                               "from huggingface.co/depth-anything. The authors used Large.",
+                               "from huggingface.co/depth-anything. The authors used Large. Licences: Small "
+                               "Apache-2.0; Base and Large CC-BY-NC-4.0 (non-commercial).",
                 }),
                 "normalization": (list(NORMALIZATIONS), {
                     "default": "clip",

@@ -89,12 +89,13 @@ def write_png_frames(folder: Path, frames: torch.Tensor) -> list[Path]:
     return paths
 
 
-def write_animation(path: Path, frames: torch.Tensor, fps: float = 8, crf: int = 16) -> Path:
+def write_animation(path, frames: torch.Tensor, fps: float = 8, crf: int = 16) -> Path:
     """Writes uint8 frames as an animated GIF (Pillow) or an H.264 MP4 (PyAV, quality ``crf``), by the extension.
 
     ``fps`` may be fractional (29.97 / 2); GIF frame times are whole milliseconds."""
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}.")
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [np.asarray(f) for f in frames.cpu().numpy()]
     if path.suffix.lower() == ".gif":
