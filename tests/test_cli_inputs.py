@@ -86,3 +86,16 @@ def test_mask_size_mismatch_says_what_differs(tmp_path, capsys, caplog):
                  "--out", str(tmp_path / "c")]) == 1
     err = capsys.readouterr().err
     assert "gives 6 masks but --frames" in err and "gives 25 frames" in err
+
+
+def test_missing_pyav_is_said_once(tmp_path, monkeypatch, caplog):
+    import diffusion_vas.cli as cli
+
+    monkeypatch.setattr(cli, "pyav_available", lambda: False)
+    frames = example_frames(3)
+    masks = torch.zeros(2, 3, 128, 256, dtype=torch.bool)
+    with caplog.at_level(logging.WARNING):
+        cli.write_results(tmp_path, frames, [1, 2], masks, torch.zeros(2, 3, 128, 256, 3), fps=8)
+    assert [r.getMessage() for r in caplog.records] == [
+        "PyAV is not installed, so no MP4 is written (PNG frames and GIFs are): pip install av."]
+    assert not list(tmp_path.rglob("*.mp4")) and len(list(tmp_path.rglob("*.gif"))) == 6
