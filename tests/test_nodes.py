@@ -21,7 +21,7 @@ from diffusion_vas.models.host import policy
 from diffusion_vas.models.host.policy import MODELS_ENV
 
 STAGE1, STAGE2 = TINY.stage1, TINY.stage2
-MY_NODES = ("DiffusionVASLoader", "LoadModalMasks", "AmodalMaskSVD", "AmodalContentSVD")
+MY_NODES = ("DiffusionVASLoader", "LoadModalMasks", "AmodalMaskSVD", "AmodalContentSVD", "SelectHypothesis")
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 FAST = dict(steps=2, width=128, height=64)
 
