@@ -9,11 +9,23 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from conftest import REPO
 from diffusion_vas.models import SamplingOptions, complete_content, predict_amodal_masks
 from diffusion_vas.models.engine.windows import window_starts, window_weights
 
 DATA = Path(__file__).parent / "data"
 TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def conditions():
+    """Stage-1 conditions ``[25, 3, 64, 128]`` of the shipped example clip (no ../shared needed)."""
+    from diffusion_vas.models.io.media import read_frames
+    from diffusion_vas.models.stages import conditions as C
+
+    modal = read_frames(REPO / "example_clips" / "synthetic_occlusion" / "modal")[..., 0]
+    depth = read_frames(REPO / "example_clips" / "synthetic_occlusion" / "depth")[..., 0].float()
+    return C.modal_condition(modal, (64, 128)), C.depth_condition(depth, (64, 128))
 
 
 def _meta(case, key):
@@ -46,16 +58,16 @@ def test_short_clip_matches_reference(parity_case, stage1_pipe):
     assert (frames - golden).abs().max() <= TOL
 
 
-def test_window_of_clip_length_is_single_reference_run(parity_case, stage1_pipe):
-    a, b = parity_case["stage1/modal_pixels"][:10], parity_case["stage1/depth_pixels"][:10]
+def test_window_of_clip_length_is_single_reference_run(conditions, stage1_pipe):
+    a, b = conditions[0][:10], conditions[1][:10]
     one = stage1_pipe.sample(a, b, seed=3, num_inference_steps=4, window=10, overlap=4)
     wide = stage1_pipe.sample(a, b, seed=3, num_inference_steps=4, window=25, overlap=8)
     assert torch.equal(one, wide)
 
 
-def test_several_objects_match_single_runs(parity_case, stage1_pipe):
-    a = parity_case["stage1/modal_pixels"][:8]
-    b = parity_case["stage1/depth_pixels"][:8]
+def test_several_objects_match_single_runs(conditions, stage1_pipe):
+    a = conditions[0][:8]
+    b = conditions[1][:8]
     batch_a = torch.stack([a, a.flip(-1)])
     batch_b = torch.stack([b, b])
     together = stage1_pipe.sample(batch_a, batch_b, seed=5, num_inference_steps=3, object_batch_size=2)
@@ -67,8 +79,8 @@ def test_several_objects_match_single_runs(parity_case, stage1_pipe):
     assert (together[0] - together[1]).abs().max() > 1e-3  # objects really differ
 
 
-def test_same_seed_same_result_and_seed_matters(parity_case, stage1_pipe):
-    a, b = parity_case["stage1/modal_pixels"][:6], parity_case["stage1/depth_pixels"][:6]
+def test_same_seed_same_result_and_seed_matters(conditions, stage1_pipe):
+    a, b = conditions[0][:6], conditions[1][:6]
     first = stage1_pipe.sample(a, b, seed=11, num_inference_steps=2)
     again = stage1_pipe.sample(a, b, seed=11, num_inference_steps=2)
     other = stage1_pipe.sample(a, b, seed=12, num_inference_steps=2)
@@ -89,10 +101,10 @@ def test_windows_cover_clip_and_weights_sum_to_one(frames, window, overlap):
     assert (weights >= 0).all()
 
 
-def test_long_clip_has_no_seam(parity_case, stage1_pipe):
+def test_long_clip_has_no_seam(conditions, stage1_pipe):
     """A static 40-frame clip in two windows: frames change no more at the join than inside the windows."""
-    a = parity_case["stage1/modal_pixels"][:1].repeat(40, 1, 1, 1)
-    b = parity_case["stage1/depth_pixels"][:1].repeat(40, 1, 1, 1)
+    a = conditions[0][:1].repeat(40, 1, 1, 1)
+    b = conditions[1][:1].repeat(40, 1, 1, 1)
     frames = stage1_pipe.sample(a, b, seed=2, num_inference_steps=6, window=25, overlap=10)
     assert frames.shape == (40, 3, 64, 128)
     steps = (frames[1:] - frames[:-1]).abs().mean(dim=(1, 2, 3))  # change from frame i to i+1

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, TINY
+from conftest import PARITY, REPO, TINY
 
 from diffusion_vas import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from diffusion_vas.nodes import adapters, examples, loader, masks, stages
@@ -66,13 +66,25 @@ def progress(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def case_inputs(parity_case):
-    """The parity case as ComfyUI types: IMAGE frames, MASK modal masks, depth IMAGE in 0..1."""
-    return dict(
-        images=parity_case["input/rgb_u8"].float() / 255,
-        modal=parity_case["input/modal_mask_u8"].float() / 255,
-        depth=as_image(normalized(parity_case["input/depth_raw"])),
-    )
+def case_inputs():
+    """A 25-frame 90x172 clip as ComfyUI types: IMAGE frames, MASK modal masks, depth IMAGE in 0..1.
+
+    The parity case when ../shared is there; otherwise the shipped example clip resized to the same size.
+    """
+    if PARITY.is_dir():
+        from safetensors.torch import load_file
+
+        case = load_file(str(PARITY / "case.safetensors"))
+        images, modal, depth = case["input/rgb_u8"], case["input/modal_mask_u8"], case["input/depth_raw"]
+    else:
+        from diffusion_vas.models.io.media import read_frames
+        from diffusion_vas.models.stages.conditions import pil_resize
+
+        clip = REPO / "example_clips" / "synthetic_occlusion"
+        images = pil_resize(read_frames(clip / "rgb"), (90, 172))
+        modal = pil_resize(read_frames(clip / "modal")[..., 0], (90, 172), Image.NEAREST)
+        depth = pil_resize(read_frames(clip / "depth")[..., 0], (90, 172)).float()
+    return dict(images=images.float() / 255, modal=(modal > 128).float(), depth=as_image(normalized(depth)))
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +144,7 @@ def test_reference_parity_through_the_nodes(parity_case, case_inputs, model1, mo
                     fps=params["fps"], motion_bucket_id=params["motion_bucket_id"],
                     noise_aug_strength=params["noise_aug_strength"], decode_chunk_size=params["decode_chunk_size"])
 
-    amodal, probability = run(stages.AmodalMaskSVD, model=model1, modal_masks=case_inputs["modal"],
+    amodal, probability, _ = run(stages.AmodalMaskSVD, model=model1, modal_masks=case_inputs["modal"],
                               depth=case_inputs["depth"], seed=int(meta["seed_stage1"]), mask_upscale="reference",
                               **sampling)
     expected = parity_case["stage1/amodal_mask_orig"].bool() | (parity_case["input/modal_mask_u8"] > 128)
@@ -161,7 +173,7 @@ def test_reference_parity_through_the_nodes(parity_case, case_inputs, model1, mo
 def test_sixty_frame_clip(case_inputs, model1, model2, progress):
     order = (list(range(25)) + list(range(24, -1, -1)) + list(range(25)))[:60]
     images, modal, depth = (case_inputs[k][order] for k in ("images", "modal", "depth"))
-    amodal, probability = run(stages.AmodalMaskSVD, model=model1, modal_masks=modal, depth=depth, seed=1, **FAST)
+    amodal, probability, _ = run(stages.AmodalMaskSVD, model=model1, modal_masks=modal, depth=depth, seed=1, **FAST)
     assert amodal.shape == modal.shape and probability.shape == (60, 90, 172, 3)
     assert bool((amodal.bool() | ~(modal > 0.5)).all())
     rgb, alpha = run(stages.AmodalContentSVD, model=model2, images=images, modal_masks=modal, amodal_masks=amodal,
@@ -178,9 +190,9 @@ def test_several_objects_stacked_object_major(case_inputs, model1, model2):
     first = case_inputs["modal"][:frames]
     second = torch.roll(first, shifts=40, dims=2)
     both = torch.cat([first, second])  # object 0's frames, then object 1's
-    amodal, probability = run(stages.AmodalMaskSVD, model=model1, modal_masks=both, depth=depth, seed=5, **FAST)
+    amodal, probability, _ = run(stages.AmodalMaskSVD, model=model1, modal_masks=both, depth=depth, seed=5, **FAST)
     assert amodal.shape == (2 * frames, 90, 172) and probability.shape == (2 * frames, 90, 172, 3)
-    alone, _ = run(stages.AmodalMaskSVD, model=model1, modal_masks=first, depth=depth, seed=5, **FAST)
+    alone, *_ = run(stages.AmodalMaskSVD, model=model1, modal_masks=first, depth=depth, seed=5, **FAST)
     assert torch.equal(amodal[:frames], alone), "an object's result does not depend on the others"
     assert bool((amodal.bool() | ~(both > 0.5)).all())
 
@@ -216,7 +228,8 @@ def test_stage_input_errors(case_inputs, model1, model2):
         (stages.AmodalMaskSVD, dict(mask_node, model=model2), "diffusion-vas-amodal-segmentation"),
         (stages.AmodalContentSVD, dict(content_node, model=model1), "diffusion-vas-content-completion"),
         (stages.AmodalContentSVD, dict(content_node, amodal_masks=modal[:3]), "not a multiple of the 4 frames"),
-        (stages.AmodalContentSVD, dict(content_node, amodal_masks=torch.cat([modal, modal])), "holds 2 object"),
+        (stages.AmodalContentSVD, dict(content_node, modal_masks=torch.cat([modal, modal]),
+                                       amodal_masks=torch.cat([modal, modal, modal])), "holds 3 object"),
         (stages.AmodalContentSVD, dict(content_node, modal_masks=modal[:, :45]), "resize the masks"),
         (stages.AmodalContentSVD, dict(content_node, images=images[..., :2]), "3 colour channels"),
         (stages.AmodalContentSVD, dict(content_node, images=images[0]), "expected an IMAGE"),
