@@ -435,7 +435,8 @@ def _build(images, folder, chosen, reason, uses_alpha, scale16, colour_ids) -> M
 def _log(result: MaskFolder, level: int) -> None:
     logger.log(level, "%s", result.describe())
     if result.tiny_ids:
-        tiny = "; ".join(o.describe() for o in result.objects if o.tiny)
+        small = [o for o in result.objects if o.tiny]
+        tiny = "; ".join(o.describe() for o in small[:8]) + (f"; and {len(small) - 8} more" if len(small) > 8 else "")
         if result.format == "binary":
             logger.warning("The mask in %s covers less than %g%% of the frame in every frame (%s); check that "
                            "this is the object you mean (mask_format %s: %s).", result.folder,
