@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -280,3 +281,23 @@ def test_mask_node_consensus_all_and_agreement(stage1_pipe, clip, monkeypatch):
     assert one.shape == (4, 40, 70) and torch.equal(single_fraction, one)  # K = 1: agreement is the mask
     assert (one - picked).abs().sum() <= 0.001 * one.numel()  # sample 2 of seed 7 = seed 9 (rounding aside)
     assert not math.isnan(float(fraction.mean()))
+
+
+def test_cli_writes_samples_consensus_and_agreement(tmp_path):
+    from PIL import Image
+
+    from diffusion_vas.cli import build_parser, write_results
+
+    assert build_parser().parse_args(["demo", "--out", "o", "--samples", "3"]).samples == 3
+    frames = torch.zeros(2, 4, 6, 3, dtype=torch.uint8)
+    masks = torch.zeros(3, 2, 4, 6, dtype=torch.bool)  # one object, K = 3 samples: pixel (0, 0) has 2 votes
+    masks[0, :, 0, 0] = masks[1, :, 0, 0] = masks[2, :, 0, 1] = True
+    write_results(tmp_path, frames, [7], masks, torch.rand(3, 2, 4, 6, 3), fps=8, samples=3)
+    folder = tmp_path / "obj7"
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == [
+        "agreement", "consensus_masks", "sample0", "sample1", "sample2"]
+    assert sorted(p.name for p in (folder / "sample2").iterdir() if p.is_dir()) == [
+        "amodal_masks", "amodal_rgb", "overlay"]
+    agreement_png = np.asarray(Image.open(sorted((folder / "agreement").glob("*.png"))[0]).convert("L"))
+    consensus_png = np.asarray(Image.open(sorted((folder / "consensus_masks").glob("*.png"))[0]).convert("L"))
+    assert agreement_png[0, :3].tolist() == [170, 85, 0] and consensus_png[0, :3].tolist() == [255, 0, 0]
