@@ -108,11 +108,11 @@ def node_calls(inputs: dict, model1, model2, fast: dict):
     state = {}
 
     def mask_call():
-        state["amodal"], _ = stages.AmodalMaskSVD().predict(model1, inputs["modal"], inputs["depth"], **fast)
+        state["amodal"] = stages.AmodalMaskSVD().predict(model1, inputs["modal"], inputs["depth"], **fast)[0]
 
     def content_call():
-        state["rgb"], _ = stages.AmodalContentSVD().complete(model2, inputs["images"], inputs["modal"],
-                                                             state["amodal"], **fast)
+        state["rgb"] = stages.AmodalContentSVD().complete(model2, inputs["images"], inputs["modal"],
+                                                          state["amodal"], **fast)[0]
 
     calls = [("AmodalMaskSVD", lambda: (inputs["modal"], inputs["depth"]), mask_call),
              ("AmodalContentSVD", lambda: (inputs["images"], inputs["modal"], state["amodal"]), content_call)]

@@ -12,7 +12,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from ..models.stages.chunking import chunks
+from ..models.stages.chunking import all_finite, chunks
 from ..models.stages.conditions import MASK_THRESHOLD_U8
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -
         return masks
     if masks.dtype == torch.uint8:
         return masks > (0 if masks.max() <= 1 else MASK_THRESHOLD_U8)
-    if masks.is_floating_point() and not torch.isfinite(masks).all():
+    if not all_finite(masks):
         raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
     out = torch.empty(masks.shape, dtype=torch.bool, device=masks.device)
     for part in chunks(masks.shape[1]):  # a few frames at a time: no float copy of a 1080p/4K clip
@@ -76,7 +76,7 @@ def frames_of(tensor, name: str, channels: int | None) -> torch.Tensor:
         raise ValueError(f"{name}: expected an IMAGE [frames, height, width, channels], got {_shape(tensor)}.")
     if channels is not None and tensor.shape[-1] < channels:
         raise ValueError(f"{name}: expected {channels} colour channels, got {tensor.shape[-1]}.")
-    if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+    if not all_finite(tensor):
         raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
     return tensor if channels is None else tensor[..., :channels]
 
@@ -109,7 +109,7 @@ def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str) ->
         raise ValueError(f"depth: expected an IMAGE [frames, height, width, channels], got {_shape(depth)}.")
     if not depth.is_floating_point():
         depth = depth.float()
-    if not torch.isfinite(depth).all():
+    if not all_finite(depth):
         raise ValueError("depth contains NaN or infinite values; check the node that made it.")
     # Chunked, so a 1080p/4K clip is not copied whole; grey depth (equal channels) is used as a view.
     spread = max(float((depth[part].amax(dim=-1) - depth[part].amin(dim=-1)).max()) for part in chunks(depth.shape[0]))

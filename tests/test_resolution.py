@@ -172,9 +172,9 @@ def test_a_4k_clip_runs_through_the_nodes():
     model1 = loader.DiffusionVASLoader().load(model=str(TINY.stage1), precision="fp32")[0]
     model2 = loader.DiffusionVASLoader().load(model=str(TINY.stage2), precision="fp32")[0]
     fast = dict(steps=1, width=128, height=64, seed=1)
-    masks, probability = stages.AmodalMaskSVD().predict(model1, modal[0].float(), depth, region="object", **fast)
+    masks, probability = stages.AmodalMaskSVD().predict(model1, modal[0].float(), depth, region="object", **fast)[:2]
     assert masks.shape == (frames, height, width) and probability.shape == (frames, height, width, 3)
     assert bool((masks.bool() | ~modal[0]).all())
-    images, alpha = stages.AmodalContentSVD().complete(model2, rgb, modal[0].float(), masks, **fast)
+    images, alpha = stages.AmodalContentSVD().complete(model2, rgb, modal[0].float(), masks, **fast)[:2]
     assert images.shape == (frames, height, width, 3) and torch.equal(alpha.bool(), masks.bool())
     assert torch.equal(images[modal[0]], rgb[modal[0]])

@@ -43,6 +43,7 @@ import kornia
 import torch
 import torch.nn.functional as F
 
+from ..stages.chunking import all_finite, chunks
 from .clean_plate import clean_plate
 
 MODES = ("reveal", "xray", "remove_occluder", "layer", "move")
@@ -81,7 +82,22 @@ def composite_edit(
         raise ValueError(f"opacity must be in 0..1, got {opacity}.")
     if feather < 0:
         raise ValueError(f"feather must be >= 0 pixels, got {feather}.")
-    scene = _Scene.build(images, amodal_rgb, amodal_masks, modal_masks, occluder_masks, background)
+    whole = _Scene.build(images, amodal_rgb, amodal_masks, modal_masks, occluder_masks, background)
+    if mode in ("remove_occluder", "move") and whole.background is None:
+        if mode == "remove_occluder" and whole.occluder is None:
+            raise ValueError("mode 'remove_occluder' needs occluder_masks: connect the masks of what hides the object.")
+        whole.background = whole.plate()[:1]  # the one step that needs the whole clip
+    t, h, w = whole.images.shape[:3]
+    image = torch.empty(t, h, w, 3, dtype=torch.float32, device=whole.images.device)
+    mask = torch.empty(t, h, w, dtype=torch.float32, device=whole.images.device)
+    for part in chunks(t):  # every mode but the clean plate is frame by frame: bounded memory at 1080p/4K
+        image[part], mask[part] = _edit(whole.frames(part), mode, opacity, feather, offset, outline_color,
+                                        outline_width)
+    return image, mask
+
+
+def _edit(scene: "_Scene", mode, opacity, feather, offset, outline_color, outline_width):
+    """One mode on a few frames (float32 chunks)."""
     alpha = feather_alpha(scene.amodal, feather)
     if mode == "reveal":
         return _paint(scene.images, scene.rgb, alpha), _union(alpha)
@@ -189,7 +205,8 @@ def _union(alpha: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class _Scene:
-    """Validated inputs on one device, float32: see the module docstring for the shapes."""
+    """Validated inputs on one device (as given: float, uint8 or bool; `frames` gives float32 chunks), see the
+    module docstring for the shapes."""
 
     images: torch.Tensor  # [T,H,W,3]
     rgb: torch.Tensor  # [N,T,H,W,3]
@@ -221,7 +238,8 @@ class _Scene:
                 )
         occluder = None
         if occluder_masks is not None:
-            occluder = _objects(occluder_masks, "occluder_masks", images, colour=False).amax(dim=0)
+            occluder = _objects(occluder_masks, "occluder_masks", images, colour=False)
+            occluder = occluder[0] if occluder.shape[0] == 1 else occluder.amax(dim=0)
         if background is not None:
             if background.dim() == 3:
                 background = background.unsqueeze(0)
@@ -233,8 +251,28 @@ class _Scene:
                     f"background has {background.shape[0]} frames but images has {t}: "
                     "give one plate for the whole clip or one per frame."
                 )
-            background = background.to(images.device, torch.float32).expand(t, h, w, 3)
+            background = background.to(images.device)
         return cls(images, rgb, amodal, modal, occluder, background)
+
+    def frames(self, part: slice) -> "_Scene":
+        """Frames ``part`` as float32 (0..1; uint8 colours are divided by 255, bool masks are 0/1)."""
+        t = self.images.shape[0]
+
+        def f(x, colour=False):
+            if x is None:
+                return None
+            x = x[..., part, :, :, :] if colour else x[..., part, :, :]
+            if x.dtype == torch.uint8 and (colour or x.max() > 1):
+                return x.float() / 255
+            return x.float()
+
+        background = None
+        if self.background is not None:  # one plate for the clip, or one per frame
+            plate = self.background if self.background.shape[0] == 1 else self.background[part]
+            plate = plate.float() / 255 if plate.dtype == torch.uint8 else plate.float()
+            background = plate.expand(len(range(t)[part]), -1, -1, -1)
+        return _Scene(f(self.images, True), f(self.rgb, True), f(self.amodal), f(self.modal), f(self.occluder),
+                      background)
 
     def visible(self) -> torch.Tensor:
         """``[N,T,H,W]``: the modal masks; without them, amodal outside the occluders; without those, amodal."""
@@ -248,9 +286,13 @@ class _Scene:
         """``[T,H,W,3]``: the given background, or the clean plate of what neither objects nor occluders cover."""
         if self.background is not None:
             return self.background
-        covered = (self.amodal > COVERED_THRESHOLD).any(dim=0)
-        if self.occluder is not None:
-            covered |= self.occluder > COVERED_THRESHOLD
+        t = self.images.shape[0]
+        covered = torch.empty(self.images.shape[:3], dtype=torch.bool, device=self.images.device)
+        for part in chunks(t):  # bool, built a few frames at a time
+            chunk = self.frames(part)
+            covered[part] = (chunk.amodal > COVERED_THRESHOLD).any(dim=0)
+            if chunk.occluder is not None:
+                covered[part] |= chunk.occluder > COVERED_THRESHOLD
         return clean_plate(self.images, covered).expand_as(self.images)
 
 
@@ -269,7 +311,9 @@ def _objects(x: torch.Tensor, name: str, images: torch.Tensor, colour: bool) -> 
             f"{name} has {x.shape[1]} frames per object but images has {t}: give one frame per video frame "
             "(trim or resample the sequences to the same length)."
         )
-    return x.to(images.device, torch.float32)
+    if x.is_floating_point() and not all_finite(x):
+        raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
+    return x.to(images.device)
 
 
 def _check_size(x: torch.Tensor, name: str, h: int, w: int, spatial: tuple[int, int]) -> None:

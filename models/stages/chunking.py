@@ -20,6 +20,14 @@ def chunks(frames: int, size: int = CHUNK_FRAMES) -> list[slice]:
     return [slice(i, min(i + size, frames)) for i in range(0, frames, size)]
 
 
+def all_finite(x: torch.Tensor) -> bool:
+    """True when ``x`` has no NaN or infinity: one summing pass (no bool copy of a whole clip); only when the sum
+    is not finite (a NaN, an infinity, or finite values overflowing it) the exact element check decides."""
+    if not x.is_floating_point() or x.numel() == 0:
+        return True
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+
+
 def work_device(pipe) -> torch.device:
     """Where resizes run: the sampler's GPU when it has one, else the CPU (any object with ``sample`` works)."""
     device = torch.device(getattr(pipe, "device", "cpu"))
@@ -39,7 +47,7 @@ class MaskFormat:
             raise ValueError(f"{name} must be a tensor, got {type(masks).__name__}.")
         self.dtype = masks.dtype
         self.zero_one = masks.dtype == torch.uint8 and bool(masks.max() <= 1) if masks.numel() else True
-        if masks.is_floating_point() and not bool(torch.isfinite(masks).all()):
+        if not all_finite(masks):
             raise ValueError(f"{name} contains NaN or infinite values; check the node or file that made it.")
 
     def on(self, chunk: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import conditions as C
-from .chunking import MaskFormat, chunks
+from .chunking import MaskFormat, all_finite, chunks
 from .content_blend import colour_gains, compose_chunk
 from .region import Box, frame_box, object_box, visible_extent
 from .upscale import upscale_chunk
@@ -51,7 +51,7 @@ def object_boxes(modal: torch.Tensor, fmt: MaskFormat, size: tuple[int, int], re
 
 
 def _mask_u8(on: torch.Tensor) -> torch.Tensor:
-    return on.to(torch.uint8) * 255
+    return on.to(torch.uint8).mul_(255)
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
@@ -73,7 +73,7 @@ def modal_conditions(modal: torch.Tensor, fmt: MaskFormat, boxes: list[Box], siz
 def depth_conditions(depth: torch.Tensor, boxes: list[Box], size, device: torch.device) -> torch.Tensor:
     """``[N, T, 3, h, w]`` stage-1 condition B: depth normalized over the clip inside each box (the model sees the
     box as its whole frame), ``* 2 - 1``, bilinear to ``size``. Objects sharing a box share the tensor."""
-    if not bool(torch.isfinite(depth).all()):
+    if not all_finite(depth):
         raise ValueError("depth contains NaN or infinite values; check the depth source.")
     cache: dict[Box, torch.Tensor] = {}
     for box in boxes:
@@ -81,9 +81,9 @@ def depth_conditions(depth: torch.Tensor, boxes: list[Box], size, device: torch.
             continue
         low, high = None, None
         for part in chunks(depth.shape[0]):
-            values = box.crop(depth[part], pad="replicate")
-            low = values.min() if low is None else torch.minimum(low, values.min())
-            high = values.max() if high is None else torch.maximum(high, values.max())
+            part_low, part_high = torch.aminmax(box.crop(depth[part], pad="replicate").float())
+            low = part_low if low is None else torch.minimum(low, part_low)
+            high = part_high if high is None else torch.maximum(high, part_high)
         frames = []
         for part in chunks(depth.shape[0]):
             values = box.crop(depth[part], pad="replicate").to(device, torch.float32)

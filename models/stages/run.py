@@ -14,7 +14,7 @@ import torch
 
 from . import conditions as C
 from . import hypotheses, native
-from .chunking import MaskFormat, work_device
+from .chunking import MaskFormat, all_finite, work_device
 from .content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from .region import DEFAULT_CONTEXT, DEFAULT_REGION, REGIONS
 from .upscale import DEFAULT_MASK_UPSCALE, check_mask_upscale
@@ -146,7 +146,7 @@ def complete_content(
                          f"{n} x {t}. Pass one amodal mask sequence per modal mask sequence.")
     samples = hypotheses.completion_samples(hypotheses.hypotheses_per_object(amodal.shape[0], n), options.samples)
 
-    if rgb.is_floating_point() and not bool(torch.isfinite(rgb).all()):
+    if not all_finite(rgb):
         raise ValueError("rgb contains NaN or infinite values; check the node or file that made the frames.")
     modal_fmt, amodal_fmt = MaskFormat(modal, "modal_masks"), MaskFormat(amodal, "amodal_masks")
     device = work_device(pipe)
