@@ -445,21 +445,3 @@ def _log(result: MaskFolder, level: int) -> None:
             logger.warning("Label ids in %s cover less than %g%% of the frame in every frame and are not taken as "
                            "objects (edge fringes or stray pixels?): %s. Select one by its id to use it anyway.",
                            result.folder, 100 * MIN_OBJECT_FRACTION, tiny)
-
-
-# -- earlier interface (callers move to read_mask_folder / MaskFolder) -------------------------------------------
-
-def load_mask_values(folder: Path, files: list[Path], mask_format: str = "auto") -> tuple[MaskFolder, bool]:
-    """Deprecated pair interface: ``(MaskFolder, is_labels)``; use `read_mask_files`."""
-    result = read_mask_files(files, mask_format, folder)
-    return result, result.format == "labels"
-
-
-def object_ids(values: MaskFolder, labels: bool = False) -> list[int]:
-    """The objects to process by default (``[0]`` for a binary mask with any pixel on)."""
-    return values.ids
-
-
-def select_object(values: MaskFolder, labels: bool, object_id: int, folder: Path | None = None) -> np.ndarray:
-    """``MaskFolder.select``."""
-    return values.select(object_id)
