@@ -13,6 +13,8 @@ from ..models.depth.estimator import (
 from ..models.host import (
     DEFAULT_DEPTH_MODEL, DEPTH, PRECISIONS, available_models, get_host, resolve_depth_model, resolve_dtype,
 )
+from ..models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM, predict_depth
+from ..models.engine.options import DEFAULT_SIZE
 from .adapters import depth_image_frames
 from .comfy_bridge import ManagedModels
 
@@ -95,6 +97,20 @@ class PseudoDepth:
                     "tooltip": "Depth from another node (Video Depth Anything, DepthCrafter, ...), grayscale with "
                                "near = bright. Skips the network; only normalized (and resized to 'images').",
                 }),
+                "depth_from": (list(DEPTH_FROM), {
+                    "default": DEFAULT_DEPTH_FROM,
+                    "tooltip": "processing: run the network on the frames resized to width x height first, as the "
+                               "authors did in training (the depth detail the model knows; fast at HD/4K). input: "
+                               "on the frames as they are. The output is at the size of 'images' either way.",
+                }),
+                "width": ("INT", {
+                    "default": DEFAULT_SIZE[1], "min": 64, "max": 4096, "step": 8,
+                    "tooltip": "depth_from processing: the stage nodes' processing width (trained: 512).",
+                }),
+                "height": ("INT", {
+                    "default": DEFAULT_SIZE[0], "min": 64, "max": 4096, "step": 8,
+                    "tooltip": "depth_from processing: the stage nodes' processing height (trained: 256).",
+                }),
             },
         }
 
@@ -106,7 +122,8 @@ class PseudoDepth:
         return f"model: {model!r} is neither in models/{MODEL_KIND} nor an existing absolute path."
 
     def estimate(self, images, model=DEFAULT_MODEL, normalization="clip", batch_size=4, precision="auto",
-                 input_size=INPUT_SIZE, depth=None):
+                 input_size=INPUT_SIZE, depth=None, depth_from=DEFAULT_DEPTH_FROM, width=DEFAULT_SIZE[1],
+                 height=DEFAULT_SIZE[0]):
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images: expected an IMAGE [frames, height, width, 3], got {tuple(images.shape)}.")
         if depth is not None:
@@ -114,10 +131,11 @@ class PseudoDepth:
         else:
             estimator, managed = get_estimator(model, precision)
             with managed.managed():
-                raw = estimator.predict(images, batch_size, get_host().progress(images.shape[0], "PseudoDepth"),
-                                        input_size)
+                raw = predict_depth(estimator, images, depth_from, (height, width), batch_size,
+                                    get_host().progress(images.shape[0], "PseudoDepth"), input_size)
         normalized = normalize_depth(raw, normalization)
-        return (normalized[..., None].expand(-1, -1, -1, 3).contiguous(),)
+        # A 3-channel view, as core MaskToImage returns: no 3x copy of a 1080p/4K clip.
+        return (normalized[..., None].expand(-1, -1, -1, 3),)
 
 
 NODE_CLASS_MAPPINGS = {"PseudoDepth": PseudoDepth}

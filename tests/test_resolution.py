@@ -178,3 +178,31 @@ def test_a_4k_clip_runs_through_the_nodes():
     images, alpha = stages.AmodalContentSVD().complete(model2, rgb, modal[0].float(), masks, **fast)[:2]
     assert images.shape == (frames, height, width, 3) and torch.equal(alpha.bool(), masks.bool())
     assert torch.equal(images[modal[0]], rgb[modal[0]])
+
+
+# -- pseudo-depth at the processing size ------------------------------------------------------------------------
+
+def test_pseudo_depth_processing_equals_the_network_on_resized_frames():
+    import torch.nn.functional as F
+
+    from diffusion_vas.models.depth.estimator import load_depth_model, normalize_depth
+    from diffusion_vas.models.depth.resolution import resize_frames
+    from diffusion_vas.nodes.depth import PseudoDepth
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 90, 172, 3)
+    common = dict(model=str(TINY.depth), normalization="clip", batch_size=2, precision="fp32", input_size=28)
+    node = PseudoDepth()
+    (depth,) = node.estimate(images, depth_from="processing", width=64, height=32, **common)
+    estimator = load_depth_model(TINY.depth, "cpu", torch.float32)
+    small = resize_frames(images, (32, 64))
+    assert torch.equal(small[0], F.interpolate(images.permute(0, 3, 1, 2), size=(32, 64), mode="bilinear",
+                                               align_corners=False).permute(0, 2, 3, 1)[0].clamp(0, 1))
+    raw = estimator.predict(small, 2, None, 28)
+    expected = normalize_depth(F.interpolate(raw[:, None], size=(90, 172), mode="bilinear",
+                                             align_corners=False)[:, 0], "clip")
+    assert depth.shape == (2, 90, 172, 3)
+    assert torch.allclose(depth[..., 0], expected, atol=1e-6)
+    (full,) = node.estimate(images, depth_from="input", **common)
+    assert torch.allclose(full[..., 0], normalize_depth(estimator.predict(images, 2, None, 28), "clip"), atol=1e-6)
+    assert not torch.allclose(full, depth, atol=1e-3), "the two resolutions give different depth"
