@@ -244,7 +244,7 @@ def read_clip(folder, mask_format: str = "auto") -> BenchmarkClip:
     meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
     meta["name"] = root.name
     rgb = _read_frames(root / "rgb", colour=True)
-    objects = _object_subfolders(root)
+    objects = object_subfolders(root)
     data = {}
     for name in OBJECT_FOLDERS:
         if name not in MASK_FOLDERS and not (root / name).is_dir():
@@ -274,7 +274,7 @@ def read_clips(folder, mask_format: str = "auto") -> list[BenchmarkClip]:
     return [read_clip(p, mask_format) for p in clips]
 
 
-def _object_subfolders(root: Path) -> list[str]:
+def object_subfolders(root: Path) -> list[str]:
     """Per object, its sub-folder inside ``modal/`` (``""`` when ``modal/`` holds the frames of one object)."""
     modal = root / "modal"
     if not modal.is_dir():

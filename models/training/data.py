@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from ..evaluation.synthetic import SyntheticSpec, generate_clip, read_clip
+from ..evaluation.synthetic import SyntheticSpec, generate_clip, object_subfolders, read_clip
 from ..stages.conditions import resize_frames_bilinear
 
 logger = logging.getLogger(__name__)
@@ -232,15 +232,8 @@ class SyntheticSource(TrackSource):
 
 
 def _object_names(folder: Path) -> list[str]:
-    modal = folder / "modal"
-    if not modal.is_dir():
-        raise ValueError(f"{folder} has no modal/ folder; a clip needs rgb/, modal/ and amodal/.")
-    if any(modal.glob("*.png")):
-        return ["obj1"]
-    names = sorted(d.name for d in modal.iterdir() if d.is_dir() and any(d.glob("*.png")))
-    if not names:
-        raise ValueError(f"{modal} holds no PNG frames and no per-object folders with PNG frames.")
-    return names
+    """Object names of a clip folder in the synthetic layout (``obj1`` when ``modal/`` holds one object's frames)."""
+    return [name or "obj1" for name in object_subfolders(folder)]
 
 
 def _tracks_from_clip(clip, clip_name: str, objects: list[str], size) -> list[Track]:
