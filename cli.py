@@ -22,14 +22,17 @@ from tqdm import tqdm
 from .models.engine.options import parse_size as parse_processing_size
 from .models import DEFAULT_SIZE, SamplingOptions, complete_content, load_pipeline, predict_amodal_masks
 from .models.stages.hypotheses import agreement, consensus
-from .models.depth.estimator import estimate_depth, load_depth_model, normalize_depth
+from .models.depth.estimator import load_depth_model, normalize_depth
+from .models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM, predict_depth
+from .models.io.frame_names import check_output_folder, source_frame_names, write_named_pngs
+from .models.stages.region import DEFAULT_REGION, REGIONS
+from .models.stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
 from .models.host import (
     AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH, DEPTH_MODELS, DIFFUSION_VAS, PRECISIONS,
     check_obtainable, resolve_checkpoint, resolve_depth_model, resolve_device, resolve_dtype,
 )
 from .models.io.mask_files import MASK_FORMATS, read_mask_folder
-from .models.io.media import (frame_rate, output_frame_rate, read_frames, write_animation, write_png_frames,
-                              pyav_available)
+from .models.io.media import frame_rate, output_frame_rate, pyav_available, read_frames, write_animation
 from .models.stages.conditions import resize_masks_nearest
 
 from .benchmark_cli import add_benchmark_parser
@@ -114,11 +117,22 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help=f"frame rate of the written videos (default: the video's rate divided by --every; "
                              f"{FOLDER_FPS} for a folder of frames)")
     parser.add_argument("--masks-only", action="store_true", help="stop after stage 1 (amodal masks)")
+    parser.add_argument("--region", choices=REGIONS, default=DEFAULT_REGION,
+                        help="frame: whole frames as trained; object: each object in a zoomed crop around it, "
+                             "better for small objects in HD/4K (default: %(default)s)")
+    parser.add_argument("--mask-upscale", choices=MASK_UPSCALES, default=DEFAULT_MASK_UPSCALE,
+                        help="smooth: masks upsampled smoothly to the frame size; reference: the authors' nearest "
+                             "neighbour (default: %(default)s)")
+    parser.add_argument("--depth-from", choices=DEPTH_FROM, default=DEFAULT_DEPTH_FROM,
+                        help="processing: depth network on frames resized to --size, as the authors trained; "
+                             "input: on the frames as they are (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
 
 
 def run(args: argparse.Namespace) -> None:
     size = parse_size(args.size)
+    check_output_folder(args.out, args.overwrite)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     check_models(args)
@@ -136,7 +150,8 @@ def run(args: argparse.Namespace) -> None:
     stage1 = load_pipeline(resolve_checkpoint(args.stage1), device, dtype)
     with _progress("stage 1: amodal masks") as bar:
         amodal = predict_amodal_masks(stage1, modal, depth, size,
-                                      SamplingOptions.for_stage("amodal", seed=args.seed, **shared), callback=bar)
+                                      SamplingOptions.for_stage("amodal", seed=args.seed, **shared), callback=bar,
+                                      mask_upscale=args.mask_upscale, region=args.region)
     del stage1
     content = None
     if not args.masks_only:
@@ -144,8 +159,9 @@ def run(args: argparse.Namespace) -> None:
         with _progress("stage 2: content completion") as bar:
             content = complete_content(stage2, frames, modal, amodal.masks, size,
                                        SamplingOptions.for_stage("content", seed=args.content_seed, **shared),
-                                       callback=bar)
-    write_results(args.out, frames, ids, amodal.masks, content.rgb if content else None, fps, amodal.samples)
+                                       callback=bar, region=args.region)
+    names = source_frame_names(args.frames, args.start, args.count, args.every, frames.shape[0])
+    write_results(args.out, frames, ids, amodal.masks, content.rgb if content else None, fps, amodal.samples, names)
     logger.info("results written to %s", args.out)
 
 
@@ -216,16 +232,19 @@ def read_depth(args, frames: torch.Tensor, device, dtype) -> torch.Tensor:
     path = resolve_depth_model(args.depth_model)
     estimator = load_depth_model(path, device, dtype)
     with _progress("pseudo-depth") as bar:
-        return estimate_depth(estimator, frames, "clip", callback=bar)
+        raw = predict_depth(estimator, frames, args.depth_from, parse_size(args.size), callback=bar)
+    return normalize_depth(raw, "clip")
 
 
 def write_results(out: Path, frames: torch.Tensor, ids: list[int], masks: torch.Tensor,
-                  rgb: torch.Tensor | None, fps: float, samples: int = 1) -> None:
+                  rgb: torch.Tensor | None, fps: float, samples: int = 1, names: list[str] | None = None) -> None:
     """Per object ``obj<id>/``: amodal masks, completed RGB and an overlay, as PNG frames plus GIF and MP4.
 
     With ``samples`` K > 1 (``masks``/``rgb`` hold N * K rows, object-major): sample k's outputs in
     ``obj<id>/sample<k>/``, and in ``obj<id>/`` the majority-vote ``consensus_masks`` and the ``agreement`` map
-    (fraction of samples covering each pixel, 0..255)."""
+    (fraction of samples covering each pixel, 0..255). PNG frames are named ``names`` (the source frames';
+    default: their indices)."""
+    names = names or [f"{i:05d}" for i in range(frames.shape[0])]
     mp4 = pyav_available()
     if not mp4:
         logger.warning("PyAV is not installed, so no MP4 is written (PNG frames and GIFs are): pip install av.")
@@ -236,18 +255,19 @@ def write_results(out: Path, frames: torch.Tensor, ids: list[int], masks: torch.
             outputs = {"amodal_masks": masks[row].to(torch.uint8) * 255, "overlay": overlay(frames, masks[row])}
             if rgb is not None:
                 outputs["amodal_rgb"] = (rgb[row] * 255).round().to(torch.uint8)
-            _write_videos(folder / f"sample{k}" if samples > 1 else folder, outputs, fps, mp4)
+            _write_videos(folder / f"sample{k}" if samples > 1 else folder, outputs, fps, mp4, names)
         if samples > 1:
             _write_videos(folder, {
                 "consensus_masks": consensus(masks[rows], samples)[0].to(torch.uint8) * 255,
                 "agreement": (agreement(masks[rows], samples)[0] * 255).round().to(torch.uint8),
-            }, fps, mp4)
+            }, fps, mp4, names)
 
 
-def _write_videos(folder: Path, outputs: dict, fps: float, mp4: bool) -> None:
-    """Each ``name: [T, H, W(, 3)]`` uint8 video as PNG frames in ``folder/name/``, plus a GIF and (PyAV) an MP4."""
+def _write_videos(folder: Path, outputs: dict, fps: float, mp4: bool, names: list[str]) -> None:
+    """Each ``name: [T, H, W(, 3)]`` uint8 video as PNG frames ``folder/name/<source frame name>.png`` (written in
+    parallel), plus a GIF and (PyAV) an MP4."""
     for name, video in outputs.items():
-        write_png_frames(folder / name, video)
+        write_named_pngs(folder / name, video, names)
         write_animation(folder / f"{name}.gif", video, fps)
         if mp4:
             write_animation(folder / f"{name}.mp4", video, fps)

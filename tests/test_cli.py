@@ -77,7 +77,8 @@ def test_masks_for_other_frames_are_rejected(tmp_path, capsys):
                  "--depth", str(EXAMPLE / "depth"), "--out", str(tmp_path), *TINY, *FAST])
     assert code == 0  # --count applies to frames, masks and depth alike
     code = main(["run", "--frames", str(EXAMPLE / "rgb"), "--masks", str(EXAMPLE / "modal"), "--every", "2",
-                 "--depth", str(EXAMPLE / "depth"), "--out", str(tmp_path), "--start", "30", *TINY, *FAST])
+                 "--depth", str(EXAMPLE / "depth"), "--out", str(tmp_path), "--start", "30", "--overwrite", *TINY,
+                 *FAST])
     assert code == 1 and "start 30" in capsys.readouterr().err
 
 

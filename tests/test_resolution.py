@@ -206,3 +206,34 @@ def test_pseudo_depth_processing_equals_the_network_on_resized_frames():
     (full,) = node.estimate(images, depth_from="input", **common)
     assert torch.allclose(full[..., 0], normalize_depth(estimator.predict(images, 2, None, 28), "clip"), atol=1e-6)
     assert not torch.allclose(full, depth, atol=1e-3), "the two resolutions give different depth"
+
+
+# -- command line at scale --------------------------------------------------------------------------------------
+
+def test_cli_keeps_source_frame_names_and_refuses_a_full_output_folder(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from diffusion_vas.cli import main
+
+    frames, masks, depth = tmp_path / "frames", tmp_path / "masks", tmp_path / "depth"
+    for folder in (frames, masks, depth):
+        folder.mkdir()
+    for t in range(6):
+        Image.fromarray(np.full((32, 64, 3), 40 * t, np.uint8)).save(frames / f"shot_{t + 100}.png")
+        mask = np.zeros((32, 64), np.uint8)
+        mask[4:14, 6 + t:20 + t] = 255
+        Image.fromarray(mask).save(masks / f"shot_{t + 100}.png")
+        Image.fromarray(np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (32, 1))).save(depth / f"d{t}.png")
+    out = tmp_path / "out"
+    args = ["run", "--frames", str(frames), "--masks", str(masks), "--out", str(out), "--stage1", str(TINY.stage1),
+            "--depth", str(depth), "--steps", "1", "--size", "32x64", "--masks-only", "--quiet", "--start", "2",
+            "--every", "2", "--region", "object", "--mask-upscale", "reference"]
+    assert main(args) == 0
+    written = sorted(p.name for p in (out / "obj0" / "amodal_masks").glob("*.png"))
+    assert written == ["shot_102.png", "shot_104.png"], "results are named after their source frames"
+    capsys.readouterr()
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert "not empty" in error and "--overwrite" in error
+    assert main(args + ["--overwrite"]) == 0
