@@ -3,7 +3,9 @@ the resolution handling measured with an oracle sampler.
 
 Speed and memory (``--speed``): a synthetic clip of ``--frames`` frames at the input size goes through the node
 calls AmodalMaskSVD, AmodalContentSVD and every CompositeEdit mode, with the tiny checkpoints (processing size
-``--processing``, ``--steps`` steps). The model's share is the same call on a small copy of the clip (135x240):
+``--processing``, ``--steps`` steps). AmodalContentSVD and CompositeEdit get the clip's true amodal masks: the tiny
+random-weight model's stage-1 masks are noise all over the frame, a case no real footage has (it costs stage 2
+about twice as much, every pixel being on a visible/hidden border). The model's share is the same call on a small copy of the clip (135x240):
 the model works at the processing size whatever the input size, so ``(time at full size - time on the small
 copy) / frames`` is the pack's own cost per frame (conditions, upscaling, compositing, checks). Peak extra RSS
 is the highest resident memory during the call above the resident memory before it (sampled every 2 ms), shown
@@ -110,19 +112,19 @@ def node_calls(inputs: dict, model1, model2, fast: dict):
     def mask_call():
         state["amodal"] = stages.AmodalMaskSVD().predict(model1, inputs["modal"], inputs["depth"], **fast)[0]
 
-    def content_call():
+    def content_call():  # the true amodal masks: the tiny random model's stage-1 masks are noise over the frame
         state["rgb"] = stages.AmodalContentSVD().complete(model2, inputs["images"], inputs["modal"],
-                                                          state["amodal"], **fast)[0]
+                                                          inputs["amodal"], **fast)[0]
 
     calls = [("AmodalMaskSVD", lambda: (inputs["modal"], inputs["depth"]), mask_call),
-             ("AmodalContentSVD", lambda: (inputs["images"], inputs["modal"], state["amodal"]), content_call)]
+             ("AmodalContentSVD", lambda: (inputs["images"], inputs["modal"], inputs["amodal"]), content_call)]
     for mode in COMPOSITE_MODES:
         def edit(mode=mode):
-            composite.CompositeEdit().composite(inputs["images"], state["rgb"], state["amodal"], mode,
+            composite.CompositeEdit().composite(inputs["images"], state["rgb"], inputs["amodal"], mode,
                                                 modal_masks=inputs["modal"], occluder_masks=inputs["occluder"],
                                                 offset_x=40, offset_y=10)
         calls.append((f"CompositeEdit {mode}",
-                      lambda: (inputs["images"], state["rgb"], state["amodal"], inputs["modal"], inputs["occluder"]),
+                      lambda: (inputs["images"], state["rgb"], inputs["amodal"], inputs["modal"], inputs["occluder"]),
                       edit))
     return calls
 
