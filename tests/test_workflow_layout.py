@@ -51,3 +51,32 @@ def test_layout_leaves_room_for_grown_previews(path):
         inside = [g for g in workflow["groups"] if g["bounding"][0] <= left and right <= g["bounding"][0] +
                   g["bounding"][2] and g["bounding"][1] <= top and bottom <= g["bounding"][1] + g["bounding"][3]]
         assert inside, f"node {node_id} ({kind[node_id]}) is in no group"
+
+
+SLOT, WIDGET, PAD = 20, 24, 10  # the front end's socket row and widget row heights
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+
+
+def needed_height(cls) -> int:
+    """The height the front end grows a node to so every socket and widget shows (a seed adds its control)."""
+    spec, widgets, sockets = cls.INPUT_TYPES(), 0, 0
+    for section in ("required", "optional"):
+        for kind, *options in spec.get(section, {}).values():
+            if isinstance(kind, list) or kind in WIDGET_TYPES:
+                widgets += 1 + bool(options and options[0].get("control_after_generate"))
+            else:
+                sockets += 1
+    return max(sockets, len(cls.RETURN_TYPES)) * SLOT + widgets * WIDGET + PAD
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_pack_nodes_are_laid_out_at_their_full_height(path):
+    """A node that gained inputs grows when loaded; its stored size must already hold them, or it covers the node
+    below it (PseudoDepth over the stage-1 loader after depth_from/width/height were added)."""
+    from diffusion_vas import NODE_CLASS_MAPPINGS
+
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    short = [(n["id"], n["type"], n["size"][1], needed_height(NODE_CLASS_MAPPINGS[n["type"]]))
+             for n in workflow["nodes"] if n["type"] in NODE_CLASS_MAPPINGS
+             and n["size"][1] < needed_height(NODE_CLASS_MAPPINGS[n["type"]])]
+    assert not short, f"nodes stored shorter than their widgets need (id, type, stored, needed): {short}"

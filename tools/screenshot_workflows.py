@@ -6,7 +6,7 @@ use, so model combos hold valid values), opens its front end in headless Chromiu
 Chrome DevTools Protocol: each workflow is loaded with ``app.loadGraphData``, the view is zoomed to fit the graph,
 and the page is captured. Per workflow ``<name>.json`` it writes:
 
-* ``<images>/workflow_<name>.png``: the browser window (default 1920x1080), palette-quantized to stay small;
+* ``<images>/workflow_<slug>.png`` (``Diffusion-VAS scene editing.json`` -> ``scene_editing``): the browser window (default 1920x1080), palette-quantized to stay small;
 * ``<name>.jpg`` beside the workflow: a square thumbnail of the graph, which ComfyUI shows in its template browser.
 
 Needs Chromium (Debian: ``apt-get install chromium``), and for this script an interpreter with ``websocket-client``
@@ -237,6 +237,11 @@ def save_thumbnail(image: Image.Image, box: tuple[float, ...], path: Path) -> No
     logger.info("%s: %dx%d", path, THUMBNAIL_SIZE, THUMBNAIL_SIZE)
 
 
+def image_slug(workflow: Path) -> str:
+    """A file-name-friendly name for a workflow's screenshot: the title without the pack prefix, snake case."""
+    return workflow.stem.removeprefix("Diffusion-VAS ").strip().lower().replace(" ", "_")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workflows", nargs="*", type=Path, help="UI-format workflows (default: workflows/*.json)")
@@ -246,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="interpreter with ComfyUI's requirements (default: $COMFYUI_PYTHON, else this one)")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     parser.add_argument("--images", type=Path, default=REPO / "docs" / "images",
-                        help="folder for workflow_<name>.png")
+                        help="folder for workflow_<slug>.png")
     parser.add_argument("--window", default="1920x1080", help="browser window size, WIDTHxHEIGHT")
     parser.add_argument("--max-kb", type=int, default=400, help="size limit of each PNG")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to let a loaded graph render")
@@ -289,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
 
         for workflow in workflows:
             image, box = capture(page, workflow, args.settle)
-            save_png(image, args.images / f"workflow_{workflow.stem}.png", args.max_kb * 1024)
+            save_png(image, args.images / f"workflow_{image_slug(workflow)}.png", args.max_kb * 1024)
             if not args.no_thumbnails:
                 save_thumbnail(image, box, workflow.with_suffix(".jpg"))
 
