@@ -90,7 +90,7 @@ def composite_edit(
     t, h, w = whole.images.shape[:3]
     image = torch.empty(t, h, w, 3, dtype=torch.float32, device=whole.images.device)
     mask = torch.empty(t, h, w, dtype=torch.float32, device=whole.images.device)
-    for part in chunks(t):  # every mode but the clean plate is frame by frame: bounded memory at 1080p/4K
+    for part in chunks(t, frame_pixels=h * w):  # every mode but the clean plate is per frame: bounded memory
         image[part], mask[part] = _edit(whole.frames(part), mode, opacity, feather, offset, outline_color,
                                         outline_width)
     return image, mask

@@ -13,10 +13,14 @@ import torch
 from .conditions import MASK_THRESHOLD_U8
 
 CHUNK_FRAMES = 8  # frames per host-side chunk (the VAE's default decode_chunk_size)
+CHUNK_PIXELS = 1 << 22  # and at most this many input pixels per chunk (float RGB temporaries ~50 MB each)
 
 
-def chunks(frames: int, size: int = CHUNK_FRAMES) -> list[slice]:
-    """``[0, frames)`` in slices of at most ``size`` frames."""
+def chunks(frames: int, size: int = CHUNK_FRAMES, frame_pixels: int | None = None) -> list[slice]:
+    """``[0, frames)`` in slices of at most ``size`` frames, and (given ``frame_pixels = H * W``) at most
+    `CHUNK_PIXELS` pixels, so the temporaries of one chunk stay small at 1080p (2 frames) and 4K (1 frame)."""
+    if frame_pixels:
+        size = max(1, min(size, CHUNK_PIXELS // frame_pixels))
     return [slice(i, min(i + size, frames)) for i in range(0, frames, size)]
 
 

@@ -106,7 +106,7 @@ def stage1_results(frames: torch.Tensor, modal_conds: torch.Tensor, modal: torch
     masks = torch.zeros(n, t, height, width, dtype=torch.bool)
     probability = torch.zeros(n, t, height, width, dtype=torch.float32)
     for i, box in enumerate(boxes):
-        for part in chunks(t):
+        for part in chunks(t, frame_pixels=height * width):
             mask, prob = upscale_chunk(frames[i, part], processed[i, part], box.size, threshold, mask_upscale, device)
             box.paste(mask, masks[i, part])
             box.paste(prob, probability[i, part])
@@ -171,7 +171,7 @@ def stage2_results(frames: torch.Tensor, inputs: Stage2Inputs, rgb: torch.Tensor
         if keep_visible_pixels:
             visible_small = inputs.modal_conds[i, :, 0] > 0
             gains = colour_gains(inputs.footage[i], processed[i], visible_small, inputs.amodal_small[i] & ~visible_small)
-        for part in chunks(t):
+        for part in chunks(t, frame_pixels=height * width):
             visible = modal_fmt.on(modal[i, part])
             on = amodal_fmt.on(amodal[i, part])
             if tuple(on.shape[-2:]) != (height, width):
