@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> None:
     logger.info("%d frames of %dx%d (HxW), objects %s, processing at %dx%d on %s (%s)", frames.shape[0],
                 frames.shape[1], frames.shape[2], ids, size[0], size[1], device, dtype)
 
-    depth = read_depth(args, frames, device, dtype)
+    depth = read_depth(args, frames, device, dtype, size)
     shared = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, window=args.window,
                   overlap=args.overlap, samples=args.samples)
     stage1 = load_pipeline(resolve_checkpoint(args.stage1), device, dtype)
@@ -221,8 +221,9 @@ def match_frames(modal: torch.Tensor, frames: torch.Tensor, masks_arg, frames_ar
                      "the masks' size).")
 
 
-def read_depth(args, frames: torch.Tensor, device, dtype) -> torch.Tensor:
-    """``[T, H, W]`` depth normalized over the clip, from a depth folder or Depth Anything V2."""
+def read_depth(args, frames: torch.Tensor, device, dtype, size: tuple[int, int]) -> torch.Tensor:
+    """``[T, H, W]`` depth normalized over the clip, from a depth folder or Depth Anything V2 (run at the
+    processing ``size`` with ``--depth-from processing``)."""
     if args.depth is not None:
         depth = read_frames(args.depth, args.start, args.count, args.every).float().mean(dim=-1)
         if depth.shape != frames.shape[:3]:
@@ -232,7 +233,7 @@ def read_depth(args, frames: torch.Tensor, device, dtype) -> torch.Tensor:
     path = resolve_depth_model(args.depth_model)
     estimator = load_depth_model(path, device, dtype)
     with _progress("pseudo-depth") as bar:
-        raw = predict_depth(estimator, frames, args.depth_from, parse_size(args.size), callback=bar)
+        raw = predict_depth(estimator, frames, args.depth_from, size, callback=bar)
     return normalize_depth(raw, "clip")
 
 
