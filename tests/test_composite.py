@@ -184,6 +184,50 @@ def test_clean_plate_fill_is_smooth():
     assert float((hole[:, 1:] - hole[:, :-1]).abs().max()) < 0.1
 
 
+def test_clean_plate_where_needed_equals_the_full_plate_there():
+    """The plate computed only around the repainted pixels is the full plate there (seen and never-seen pixels)."""
+    g = torch.Generator().manual_seed(7)
+    frames = torch.rand(6, 96, 128, 3, generator=g)
+    covered = torch.zeros(6, 96, 128, dtype=torch.bool)
+    for t in range(6):
+        covered[t, :, 40 + 4 * t:52 + 4 * t] = True  # a sliding bar
+    covered[:, 40:44, 60:64] = True  # never seen, inside the bar's path
+    needed = covered.any(dim=0)
+    full, limited = clean_plate(frames, covered), clean_plate(frames, covered, needed)
+    seen = ~covered.all(dim=0)
+    assert torch.equal(limited[needed & seen], full[needed & seen])
+    assert (limited[needed & ~seen] - full[needed & ~seen]).abs().max() < 0.05  # the fill sees less context
+    assert torch.isfinite(limited).all()
+
+
+def test_remove_occluder_and_move_draw_the_plate_only_where_needed():
+    """composite_edit computes the plate around the occluder / the object only; results equal the full plate's."""
+    from diffusion_vas.models.editing import composite as module
+
+    g = torch.Generator().manual_seed(9)
+    images, rgb = torch.rand(T, H, W, 3, generator=g), torch.rand(T, H, W, 3, generator=g)
+    amodal = _square(5, 9, size=3)
+    occluder = torch.zeros(T, H, W)
+    for t in range(T):
+        occluder[t, :, 3 + t:5 + t] = 1
+    calls = []
+    original = module.clean_plate
+
+    def full_plate(images, covered, needed=None):
+        calls.append(needed)
+        return original(images, covered)
+
+    for mode, extra in (("remove_occluder", {}), ("move", {"offset": (2, 1)})):
+        limited = composite_edit(images, rgb, amodal, mode, occluder_masks=occluder, feather=1.5, **extra)
+        module.clean_plate = full_plate
+        try:
+            full = composite_edit(images, rgb, amodal, mode, occluder_masks=occluder, feather=1.5, **extra)
+        finally:
+            module.clean_plate = original
+        assert calls[-1] is not None and not bool(calls[-1].all()), "a region was asked for"
+        assert torch.equal(limited[0], full[0]) and torch.equal(limited[1], full[1]), mode
+
+
 def test_clean_plate_needs_some_background():
     with pytest.raises(ValueError, match="background"):
         clean_plate(torch.rand(2, 4, 4, 3), torch.ones(2, 4, 4, dtype=torch.bool))

@@ -5,6 +5,11 @@ covered in every frame were never seen; they are filled smoothly from the seen p
 push-pull pyramid (average down to coarser scales where the gap closes, interpolate back up), then relaxed with
 diffusion passes (3x3 means) so the fill has no pyramid blocks and joins its edges smoothly. A static camera is
 assumed (one plate for the clip).
+
+Only the pixels an edit repaints need the plate: given ``needed`` (the union over the clip of what the edit
+covers, e.g. the occluder), the median is taken in its bounding box alone (plus a margin, so never-seen pixels are
+filled from their real surroundings), which is most of the cost at HD sizes; the plate elsewhere is 0 and must not
+be used.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ import torch.nn.functional as F
 logger = logging.getLogger(__name__)
 
 DIFFUSION_PASSES = 64  # 3x3 mean passes over the never-seen pixels after the pyramid fill
-CHUNK_ELEMENTS = 1 << 25  # the median is taken over bands of rows holding about this many values
+CHUNK_ELEMENTS = 1 << 25  # the median is taken over bands of rows (or pixel groups) holding about this many values
+NEEDED_MARGIN = 16  # pixels around ``needed`` whose median is taken too, as context for the fill of unseen ones
 
 
-def clean_plate(images: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+def clean_plate(images: torch.Tensor, covered: torch.Tensor, needed: torch.Tensor | None = None) -> torch.Tensor:
     """Background plate of a clip.
 
     Args:
         images: ``[T, H, W, 3]`` float frames.
         covered: ``[T, H, W]`` bool, True where something other than background (object, occluder) is.
+        needed: optional ``[H, W]`` bool, the pixels the caller will draw the plate at; the plate is computed
+            in their bounding box grown by `NEEDED_MARGIN` pixels only (0 elsewhere). None: everywhere.
 
     Returns:
         ``[H, W, 3]`` float32: the median over the uncovered frames of each pixel (exact when a pixel is seen in
@@ -43,16 +51,44 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
             "pass a `background` plate, e.g. from an inpainting or object-removal node."
         )
     t, h, w = covered.shape
+    if needed is not None and not bool(needed.all()):
+        return _plate_where_needed(images, covered, seen, needed)
     rows = max(1, CHUNK_ELEMENTS // (t * w * 3))
     median = torch.cat([_uncovered_median(images[:, r:r + rows], covered[:, r:r + rows]) for r in range(0, h, rows)])
-    unseen = int((~seen).sum())
-    if unseen:
-        logger.info("Clean plate: %d pixels are never background; filling them from their surroundings.", unseen)
+    _log_unseen(seen)
     return fill_unseen(median, seen)
 
 
+def _plate_where_needed(images, covered, seen, needed) -> torch.Tensor:
+    """The plate in the bounding box of ``needed`` grown by `NEEDED_MARGIN`, 0 elsewhere (contiguous row bands
+    of the box: a gather of scattered pixels costs more than the median it saves)."""
+    t, h, w = covered.shape
+    plate = torch.zeros(h, w, 3, dtype=torch.float32, device=images.device)
+    if not bool(needed.any()):
+        return plate
+    rows, cols = needed.any(dim=1).nonzero()[:, 0], needed.any(dim=0).nonzero()[:, 0]
+    top, bottom = max(int(rows[0]) - NEEDED_MARGIN, 0), min(int(rows[-1]) + NEEDED_MARGIN + 1, h)
+    left, right = max(int(cols[0]) - NEEDED_MARGIN, 0), min(int(cols[-1]) + NEEDED_MARGIN + 1, w)
+    if not bool(seen[top:bottom, left:right].any()):  # nothing near the needed pixels is ever background
+        return clean_plate(images, covered)
+    band = max(1, CHUNK_ELEMENTS // (t * (right - left) * 3))
+    median = torch.cat([_uncovered_median(images[:, r:min(r + band, bottom), left:right],
+                                          covered[:, r:min(r + band, bottom), left:right])
+                        for r in range(top, bottom, band)])
+    box_seen = seen[top:bottom, left:right]
+    _log_unseen(box_seen)
+    plate[top:bottom, left:right] = fill_unseen(median, box_seen)
+    return plate
+
+
+def _log_unseen(seen: torch.Tensor) -> None:
+    unseen = int((~seen).sum())
+    if unseen:
+        logger.info("Clean plate: %d pixels are never background; filling them from their surroundings.", unseen)
+
+
 def _uncovered_median(images: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
-    """``[T, h, W, 3]``, ``[T, h, W]`` -> ``[h, W, 3]`` median over uncovered frames, NaN where always covered."""
+    """``[T, ..., 3]``, ``[T, ...]`` -> ``[..., 3]`` median over uncovered frames, NaN where always covered."""
     return images.float().masked_fill(covered.unsqueeze(-1), float("nan")).nanmedian(dim=0).values
 
 

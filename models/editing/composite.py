@@ -86,7 +86,7 @@ def composite_edit(
     if mode in ("remove_occluder", "move") and whole.background is None:
         if mode == "remove_occluder" and whole.occluder is None:
             raise ValueError("mode 'remove_occluder' needs occluder_masks: connect the masks of what hides the object.")
-        whole.background = whole.plate()[:1]  # the one step that needs the whole clip
+        whole.background = whole.plate(whole.repainted(mode, feather))[:1]  # the one step that needs the whole clip
     t, h, w = whole.images.shape[:3]
     image = torch.empty(t, h, w, 3, dtype=torch.float32, device=whole.images.device)
     mask = torch.empty(t, h, w, dtype=torch.float32, device=whole.images.device)
@@ -195,9 +195,19 @@ def _move(scene: "_Scene", alpha: torch.Tensor, feather: float, offset: tuple[in
 
 
 def _over(base: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """``base`` ``[T,H,W,3]`` with ``rgb`` ``[T,H,W,3]`` drawn over it at ``alpha`` ``[T,H,W]`` (exact at 0 and 1)."""
-    # one pass; lerp returns base exactly at 0 and rgb exactly at 1
-    return torch.lerp(base, rgb.to(base.dtype), alpha.unsqueeze(-1).to(base.dtype))
+    """``base`` ``[T,H,W,3]`` with ``rgb`` ``[T,H,W,3]`` drawn over it at ``alpha`` ``[T,H,W]`` (exact at 0 and 1).
+
+    A new tensor. Only the bounding box of ``alpha > 0`` is blended (elsewhere the result is ``base`` exactly):
+    at 1080p an object or occluder covers a small part of the frame, and a broadcast blend of every pixel costs
+    more than the edit itself."""
+    on = alpha > 0
+    rows, cols = on.any(dim=2).any(dim=0).nonzero(), on.any(dim=1).any(dim=0).nonzero()
+    out = base.clone()
+    if rows.numel():
+        box = (slice(None), slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+        # lerp returns base exactly at 0 and rgb exactly at 1
+        out[box] = torch.lerp(base[box], rgb[box].to(base.dtype), alpha[box].unsqueeze(-1).to(base.dtype))
+    return out
 
 
 def _paint(base: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -294,8 +304,21 @@ class _Scene:
             return self.amodal * (1 - self.occluder)
         return self.amodal
 
-    def plate(self) -> torch.Tensor:
-        """``[T,H,W,3]``: the given background, or the clean plate of what neither objects nor occluders cover."""
+    def repainted(self, mode: str, feather: float) -> torch.Tensor:
+        """``[H, W]`` bool: every pixel where ``mode`` draws the background plate in some frame (the occluder for
+        remove_occluder, the objects' visible part for move), grown by the reach of `feather_alpha` (outward growth
+        plus blur kernel, ``2 * ceil(feather)``) and a pixel of safety."""
+        source = self.occluder if mode == "remove_occluder" else self.visible()
+        t = self.images.shape[0]
+        union = torch.zeros(self.images.shape[1:3], dtype=torch.bool, device=self.images.device)
+        for part in chunks(t):
+            union |= (source[..., part, :, :] > 0).reshape(-1, *union.shape).any(dim=0)
+        grow = 2 * math.ceil(feather) + 1
+        return F.max_pool2d(union[None, None].float(), 2 * grow + 1, stride=1, padding=grow)[0, 0] > 0
+
+    def plate(self, needed: torch.Tensor | None = None) -> torch.Tensor:
+        """``[T,H,W,3]``: the given background, or the clean plate of what neither objects nor occluders cover
+        (computed where ``needed`` ``[H, W]`` says the edit draws it; everywhere when None)."""
         if self.background is not None:
             return self.background
         t = self.images.shape[0]
@@ -305,7 +328,7 @@ class _Scene:
             covered[part] = (chunk.amodal > COVERED_THRESHOLD).any(dim=0)
             if chunk.occluder is not None:
                 covered[part] |= chunk.occluder > COVERED_THRESHOLD
-        return clean_plate(self.images, covered).expand_as(self.images)
+        return clean_plate(self.images, covered, needed).expand_as(self.images)
 
 
 def _objects(x: torch.Tensor, name: str, images: torch.Tensor, colour: bool) -> torch.Tensor:
