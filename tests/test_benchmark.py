@@ -14,7 +14,7 @@ from PIL import Image
 
 pytest.importorskip("pycocotools")
 
-from conftest import PARITY, needs_parity  # noqa: E402
+from conftest import TINY  # noqa: E402
 from diffusion_vas.cli import main  # noqa: E402
 from diffusion_vas.models.datasets import read_sailvos, read_tao_amodal, rle  # noqa: E402
 from diffusion_vas.models.datasets.resize import resize_linear  # noqa: E402
@@ -290,7 +290,6 @@ def test_shards_merge_to_the_one_process_result(tmp_path):
     assert not list(tmp_path.glob("*.jsonl"))
 
 
-@needs_parity
 def test_cli_run_and_score_with_the_tiny_checkpoints(tmp_path, caplog):
     entries = [sail_track(1, 0, [(100, 100, 200, 200)] * 2)]
     ann = write(tmp_path / "val.json", entries)
@@ -299,8 +298,8 @@ def test_cli_run_and_score_with_the_tiny_checkpoints(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="diffusion_vas"):
         code = main(["benchmark", "run", "--dataset", "sailvos", "--annotations", str(ann), "--data-root",
                      str(tmp_path / "frames"), "--output", str(out), "--stage1",
-                     str(PARITY / "tiny-amodal-segmentation"), "--depth-model",
-                     str(PARITY / "tiny-depth-anything-v2"), "--steps", "1", "--device", "cpu", "--score",
+                     str(TINY.stage1), "--depth-model",
+                     str(TINY.depth), "--steps", "1", "--device", "cpu", "--score",
                      "--no-progress", "--size", "64x128"])
     assert code == 0, caplog.text
     results = json.loads(out.read_text())

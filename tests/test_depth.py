@@ -16,7 +16,7 @@ from diffusion_vas.nodes.depth import PseudoDepth
 from conftest import PARITY, TINY
 
 TINY_HF = TINY.depth  # the parity fixtures' tiny transformers model, or one built for this run
-TINY_OFFICIAL = PARITY / "tiny-depth-anything-v2-official" / "depth_anything_v2_vits.pth"
+TINY_OFFICIAL = TINY.depth_official  # authors' layout: ../shared's, or one built for this run
 FAST_INPUT = 56  # network input side for plumbing tests (the real 518 is exercised by the parity test)
 
 
@@ -92,7 +92,7 @@ def test_single_file_matches_the_authors_code(depth_case):
     assert (depth - reference).abs().max() <= 0.02 * span
 
 
-def test_fp16_safetensors_single_file_loads_like_the_pth(parity, tmp_path):
+def test_fp16_safetensors_single_file_loads_like_the_pth(tmp_path):
     """``*_fp16.safetensors`` files of other depth node packs hold the same keys as the authors' .pth."""
     state = torch.load(str(TINY_OFFICIAL), map_location="cpu", weights_only=True)
     file = tmp_path / "depth_anything_v2_vits_fp16.safetensors"
@@ -106,7 +106,7 @@ def test_fp16_safetensors_single_file_loads_like_the_pth(parity, tmp_path):
         assert torch.equal(tensor, full_state[key].half()), key
 
 
-def test_real_file_sizes_come_from_the_encoder_name(parity, tmp_path):
+def test_real_file_sizes_come_from_the_encoder_name(tmp_path):
     """Without a config.json the name decides: a tiny file named vitl does not fit, and the error says so."""
     file = tmp_path / "depth_anything_v2_vitl.pth"
     shutil.copy(TINY_OFFICIAL, file)
@@ -180,7 +180,7 @@ def test_corrupt_transformers_folder_is_named(tmp_path):
         load_depth_model(folder)
 
 
-def test_foreign_and_metric_files_are_refused(parity, tmp_path):
+def test_foreign_and_metric_files_are_refused(tmp_path):
     foreign = tmp_path / "depth_anything_v2_vits.safetensors"
     save_file({"encoder.weight": torch.zeros(2)}, str(foreign))
     with pytest.raises(RuntimeError, match="authors' layout"):
@@ -191,7 +191,7 @@ def test_foreign_and_metric_files_are_refused(parity, tmp_path):
         load_depth_model(metric)
 
 
-def test_model_folder_listing_and_validation(parity, tmp_path, monkeypatch, frames):
+def test_model_folder_listing_and_validation(tmp_path, monkeypatch, frames):
     """Files and folders in the registered ``depthanything`` folder are listed and load by name."""
     monkeypatch.setenv("DIFFUSION_VAS_MODELS_DIR", str(tmp_path))
     folder = tmp_path / "depthanything"

@@ -18,7 +18,7 @@ from diffusion_vas.models.training.model import (add_lora, load_base, load_unet_
 from diffusion_vas.models.training.occluders import mean_visible_iou, on_white, synthesize_occlusion
 from diffusion_vas.models.training.samples import TrainingSamples, collate
 from diffusion_vas.models.training.step import LossComputer, dropout_keep
-from conftest import PARITY, REPO, needs_parity
+from conftest import REPO, TINY
 from training_tiny import write_tiny_svd, write_tiny_vas
 
 SIZE, FRAMES = (16, 32), 2
@@ -151,9 +151,9 @@ def test_diffusion_vas_base_keeps_its_conv_in2(tmp_path):
     assert unet.conv_in2.weight[:, 8:].abs().sum() > 0  # not reset (the authors' warm start resets it)
 
 
-@needs_parity
 def test_published_tiny_checkpoint_is_a_warm_start():
-    unet, kind = load_unet_for_training(PARITY / "tiny-amodal-segmentation" / "unet")
+    """The published layout (../shared's tiny checkpoint, or the suite's own) is recognised as a warm start."""
+    unet, kind = load_unet_for_training(TINY.stage1 / "unet")
     assert kind == "diffusion-vas" and unet.conv_in2.weight[:, 8:].abs().sum() > 0
 
 
