@@ -16,6 +16,8 @@ import json
 import logging
 from pathlib import Path
 
+from .models.engine.options import parse_size
+
 logger = logging.getLogger("diffusion_vas")
 
 
@@ -117,13 +119,11 @@ def score_command(args: argparse.Namespace) -> None:
 
 
 def _size(text: str) -> tuple[int, int]:
+    """``--size`` for argparse: the engine's size rule, its message shown as the argument error."""
     try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH, e.g. 256x512; got {text!r}") from None
-    if height <= 0 or width <= 0 or height % 8 or width % 8:
-        raise argparse.ArgumentTypeError(f"size {text!r}: both sides must be positive multiples of 8")
-    return height, width
+        return parse_size(text, "--size")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _process_state(device: str):

@@ -12,8 +12,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from ..models.stages.chunking import all_finite, chunks
-from ..models.stages.conditions import MASK_THRESHOLD_U8
+from ..models.stages.chunking import MaskFormat, all_finite, chunks
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +58,10 @@ def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -
                          f"shape {tuple(masks.shape)}.")
     if masks.dtype == torch.bool:
         return masks
-    if masks.dtype == torch.uint8:
-        return masks > (0 if masks.max() <= 1 else MASK_THRESHOLD_U8)
-    if not all_finite(masks):
-        raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
+    fmt = MaskFormat(masks, name)  # the reference's on/off rule, decided (and checked for NaN) once
     out = torch.empty(masks.shape, dtype=torch.bool, device=masks.device)
     for part in chunks(masks.shape[1]):  # a few frames at a time: no float copy of a 1080p/4K clip
-        # round(clamp(x, 0, 1) * 255) > 128  <=>  x * 255 > 128.5 (128.5 rounds half to even, down to 128)
-        torch.gt(masks[:, part].float() * 255, MASK_THRESHOLD_U8 + 0.5, out=out[:, part])
+        out[:, part] = fmt.on(masks[:, part])
     return out
 
 

@@ -195,10 +195,12 @@ class AmodalMaskSVD:
         if k > 1 and combine == "consensus":
             masks = consensus(masks, k, modal)
             probability = probability.view(-1, k, *probability.shape[1:]).mean(dim=1)
-        fraction = agreement(result.masks, k) if k > 1 else result.masks
+        masks = stacked(masks)
+        # With one sample the agreement is the mask itself: the same tensor, not a second float copy of the clip.
+        fraction = stacked(agreement(result.masks, k)) if k > 1 else masks
         # A read-only view with 3 channels, as core MaskToImage returns: no 3x copy of a 1080p/4K clip.
         probability = stacked(probability)[..., None].expand(-1, -1, -1, 3)
-        return stacked(masks), probability, stacked(fraction)
+        return masks, probability, fraction
 
 
 class AmodalContentSVD:

@@ -15,7 +15,7 @@ from diffusion_vas.models.stages import conditions as C
 from diffusion_vas.models.stages import native
 from diffusion_vas.models.stages.chunking import MaskFormat
 from diffusion_vas.models.stages.content_blend import colour_gains
-from diffusion_vas.models.stages.region import Box, frame_box, object_box
+from diffusion_vas.models.stages.region import Box, object_box
 
 SIZE = (32, 64)  # processing size of the oracle tests
 

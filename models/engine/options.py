@@ -7,7 +7,7 @@ CLI flags and `DiffusionVASPipeline.sample` all read their defaults from this da
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 
 STAGE_SEEDS = {"amodal": 23, "content": 29}  # the reference demo's seeds
 DEFAULT_SIZE = (256, 512)  # (height, width): the authors' demo and SAIL-VOS evaluation size
@@ -56,9 +56,6 @@ class SamplingOptions:
             raise ValueError(f"object_batch_size must be at least 1, got {self.object_batch_size}.")
         if self.samples < 1:
             raise ValueError(f"samples must be at least 1, got {self.samples}.")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def parse_size(text: str, what: str = "--size") -> tuple[int, int]:

@@ -5,7 +5,8 @@
 imported on first use, so reading the settings does not import accelerate.
 """
 
-from .config import TrainingConfig, parse_size
+from ..engine.options import parse_size  # the engine's one size rule, for the train command
+from .config import TrainingConfig
 
 __all__ = ["TrainingConfig", "parse_size", "train"]
 

@@ -16,7 +16,6 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..engine.options import parse_size as parse_processing_size
 
 STAGES = ("amodal", "content")
 CLIP_CONTEXTS = ("all_frames", "per_frame")
@@ -160,8 +159,3 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"Unknown training settings {unknown}; known: {sorted(known)}.")
         return cls(**data)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"128x256"`` -> ``(128, 256)`` (height, width); the engine's one size rule."""
-    return parse_processing_size(text, "--size")

@@ -26,7 +26,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -136,9 +135,6 @@ class TrackSource:
 
     def track(self, index: int) -> Track:
         return self._clip(self._clip_of[index])[self._object_of[index]]
-
-    def tracks_of_clip(self, clip_index: int) -> list[Track]:
-        return self._clip(clip_index)
 
     def _clip(self, clip_index: int) -> list[Track]:
         if clip_index in self._cache:

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from ..stages.conditions import depth_condition
 from .config import TrainingConfig
 from .data import Track, TrackSource
-from .occluders import mean_visible_iou, on_white, synthesize_occlusion
+from .occluders import on_white, synthesize_occlusion
 
 logger = logging.getLogger(__name__)
 
