@@ -104,16 +104,24 @@ def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str) ->
         raise ValueError(f"depth: expected an IMAGE [frames, height, width, channels], got {_shape(depth)}.")
     if not depth.is_floating_point():
         depth = depth.float()
-    if not all_finite(depth):
-        raise ValueError("depth contains NaN or infinite values; check the node that made it.")
-    # Chunked, so a 1080p/4K clip is not copied whole; grey depth (equal channels) is used as a view.
-    spread = max(float((depth[part].amax(dim=-1) - depth[part].amin(dim=-1)).max()) for part in chunks(depth.shape[0]))
-    if spread > 0.05:
-        logger.warning(
-            "%s: the depth input is coloured (channels differ by up to %.2f); using the channel mean. "
-            "Feed grayscale depth (near = bright), not a colour map.", node, spread,
-        )
-    depth = depth[..., 0] if spread == 0 else depth.mean(dim=-1)
+    # Grey depth (equal channels, as every depth node writes it) is used as a view of its first channel; an
+    # equality test is a fifth of the cost of measuring the channels' spread at 1080p. NaN never compares equal, so
+    # it takes the other branch; finiteness is checked where the depth is used (stage 1 / the normalization).
+    grey = all(torch.equal(depth[part, ..., 0], depth[part, ..., c])
+               for part in chunks(depth.shape[0]) for c in range(1, depth.shape[-1]))
+    if grey:
+        depth = depth[..., 0]
+    else:
+        if not all_finite(depth):
+            raise ValueError("depth contains NaN or infinite values; check the node that made it.")
+        spread = max(float((depth[part].amax(dim=-1) - depth[part].amin(dim=-1)).max())
+                     for part in chunks(depth.shape[0]))
+        if spread > 0.05:
+            logger.warning(
+                "%s: the depth input is coloured (channels differ by up to %.2f); using the channel mean. "
+                "Feed grayscale depth (near = bright), not a colour map.", node, spread,
+            )
+        depth = depth.mean(dim=-1)
     if tuple(depth.shape[1:]) != tuple(size):
         logger.info("%s: resizing depth from %s to %s", node, tuple(depth.shape[1:]), tuple(size))
         depth = F.interpolate(depth[:, None], size, mode="bilinear", align_corners=False)[:, 0]

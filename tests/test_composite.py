@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diffusion_vas.models.editing.clean_plate import clean_plate
-from diffusion_vas.models.editing.composite import MODES, composite_edit, feather_alpha, outline, shift
+from diffusion_vas.models.editing.composite import MODES, composite_edit, feather_alpha, outline
 from diffusion_vas.nodes.composite import CompositeEdit
 
 T, H, W = 4, 10, 14
@@ -134,10 +134,32 @@ def test_move_with_the_clean_plate_recovers_what_the_object_covered():
     amodal = torch.cat([_square(3, 2 + 3 * t, frames=1) for t in range(T)])  # moves right: every pixel seen
     images = torch.where(amodal.bool()[..., None], rgb, background)
     out, _ = composite_edit(images, rgb, amodal, "move", offset=(0, 3))
-    hole = amodal.bool() & ~shift(amodal, 0, 3).bool()
+    moved, moved_rgb = torch.zeros_like(amodal), torch.zeros_like(rgb)  # 3 rows down, by hand
+    moved[:, 3:], moved_rgb[:, 3:] = amodal[:, :-3], rgb[:, :-3]
+    hole = amodal.bool() & ~moved.bool()
     assert torch.equal(out[hole], background.expand(T, H, W, 3)[hole])
-    moved = shift(amodal, 0, 3).bool()
-    assert torch.equal(out[moved], shift(rgb, 0, 3, (-3, -2))[moved])
+    assert torch.equal(out[moved.bool()], moved_rgb[moved.bool()])
+
+
+@pytest.mark.parametrize("offset", [(-6, -5), (12, 8), (-20, 0), (0, 11)])
+def test_move_drops_what_leaves_the_frame(offset):
+    """An object moved partly (or wholly) out of the frame: the part still inside is exact, the rest is dropped."""
+    background = torch.rand(1, H, W, 3, generator=torch.Generator().manual_seed(1))
+    rgb = torch.rand(T, H, W, 3, generator=torch.Generator().manual_seed(2))
+    amodal = _square(3, 4)
+    images = torch.where(amodal.bool()[..., None], rgb, background.expand(T, H, W, 3))
+    out, mask = composite_edit(images, rgb, amodal, "move", background=background, offset=offset)
+    dx, dy = offset
+    expected, expected_mask = background.expand(T, H, W, 3).clone(), torch.zeros(T, H, W)
+    expected[~amodal.bool()] = images[~amodal.bool()]
+    expected_mask[amodal.bool()] = 1
+    for y in range(3, 7):
+        for x in range(4, 8):
+            if 0 <= y + dy < H and 0 <= x + dx < W:
+                expected[:, y + dy, x + dx] = rgb[:, y, x]
+                expected_mask[:, y + dy, x + dx] = 1
+    assert torch.equal(out, expected)
+    assert torch.equal(mask, expected_mask)
 
 
 def test_remove_occluder_with_a_background_plate():
@@ -182,6 +204,27 @@ def test_clean_plate_fill_is_smooth():
     assert torch.isfinite(hole).all()
     assert float(hole.min()) >= float(ramp[0, 10]) - 0.05 and float(hole.max()) <= float(ramp[0, 19]) + 0.05
     assert float((hole[:, 1:] - hole[:, :-1]).abs().max()) < 0.1
+
+
+@pytest.mark.parametrize("frames, height, width, dtype", [
+    (1, 5, 7, torch.float32),  # one frame: the time-last copy must not alias the input
+    (6, 9, 11, torch.float32),  # an even count of uncovered frames: the lower median, as nanmedian
+    (48, 40, 33, torch.float32),
+    (5, 2400, 3, torch.uint8),  # several bands of rows, 8-bit colours
+])
+def test_clean_plate_median_equals_torch_nanmedian(frames, height, width, dtype, monkeypatch):
+    from diffusion_vas.models.editing import clean_plate as module
+
+    monkeypatch.setattr(module, "BAND_ELEMENTS", 900)  # many bands, so the threads share the work
+    g = torch.Generator().manual_seed(frames)
+    images = torch.rand(frames, height, width, 3, generator=g)
+    images = (images * 255).to(torch.uint8) if dtype == torch.uint8 else (images * 8).round() / 8  # with ties
+    covered = torch.rand(frames, height, width, generator=g) < 0.4
+    kept = images.clone()
+    expected = images.float().masked_fill(covered.unsqueeze(-1), float("nan")).nanmedian(dim=0).values
+    seen = ~covered.all(dim=0)
+    assert torch.equal(module._uncovered_median(images, covered)[seen], expected[seen])
+    assert torch.equal(images, kept)
 
 
 def test_clean_plate_where_needed_equals_the_full_plate_there():

@@ -237,3 +237,38 @@ def test_cli_keeps_source_frame_names_and_refuses_a_full_output_folder(tmp_path,
     error = capsys.readouterr().err
     assert "not empty" in error and "--overwrite" in error
     assert main(args + ["--overwrite"]) == 0
+
+
+# -- lean conditions: the chunked, in-place paths give the reference's values -------------------------------------
+
+@pytest.mark.parametrize("frame", [(90, 172), (64, 128), (270, 481), (37, 2000)])
+def test_frame_conditions_equal_the_reference_arithmetic(frame):
+    """Depth normalized a frame at a time in place, masks binarized per chunk and resized on threads, footage
+    converted per frame: the same values as the reference's whole-clip functions in `conditions`."""
+    g = torch.Generator().manual_seed(frame[1])
+    depth = torch.rand(9, *frame, generator=g) * 7 - 2
+    modal = torch.rand(1, 9, *frame, generator=g)
+    rgb = torch.rand(9, *frame, 3, generator=g)
+    box = [Box(0, 0, *frame)]
+    size = (64, 128)
+    assert torch.equal(native.depth_conditions(depth, box, size, torch.device("cpu"))[0],
+                       C.depth_condition(depth, size))
+    assert torch.equal(native.modal_conditions(modal, MaskFormat(modal, "modal"), box, size)[0],
+                       C.modal_condition(modal[0], size))
+    inputs = native.Stage2Inputs(rgb, modal, MaskFormat(modal, "modal"), modal > 0.7, MaskFormat(modal > 0.7, "a"),
+                                 box, size)
+    assert torch.equal(inputs.conditions()[0][0], C.modal_rgb_condition(rgb, C.modal_condition(modal[0], size)))
+
+
+def test_grey_depth_image_is_used_as_a_view_and_colour_depth_as_the_channel_mean(caplog):
+    from diffusion_vas.nodes.adapters import depth_image_frames
+
+    grey = torch.rand(3, 20, 30)
+    image = grey[..., None].expand(-1, -1, -1, 3)
+    assert depth_image_frames(image, (20, 30), "test").data_ptr() == image.data_ptr()
+    coloured = torch.rand(3, 20, 30, 3)
+    with caplog.at_level("WARNING"):
+        assert torch.equal(depth_image_frames(coloured, (20, 30), "test"), coloured.mean(dim=-1))
+    assert "coloured" in caplog.text
+    with pytest.raises(ValueError, match="NaN"):
+        depth_image_frames(image.clone().index_fill_(1, torch.tensor([3]), float("nan")), (20, 30), "test")

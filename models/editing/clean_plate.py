@@ -15,14 +15,16 @@ be used.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 logger = logging.getLogger(__name__)
 
 DIFFUSION_PASSES = 64  # 3x3 mean passes over the never-seen pixels after the pyramid fill
-CHUNK_ELEMENTS = 1 << 25  # the median is taken over bands of rows (or pixel groups) holding about this many values
+BAND_ELEMENTS = 1 << 22  # the median is taken over bands of rows holding about this many values (16 MB as float)
 NEEDED_MARGIN = 16  # pixels around ``needed`` whose median is taken too, as context for the fill of unseen ones
 
 
@@ -53,8 +55,7 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor, needed: torch.Tenso
     t, h, w = covered.shape
     if needed is not None and not bool(needed.all()):
         return _plate_where_needed(images, covered, seen, needed)
-    rows = max(1, CHUNK_ELEMENTS // (t * w * 3))
-    median = torch.cat([_uncovered_median(images[:, r:r + rows], covered[:, r:r + rows]) for r in range(0, h, rows)])
+    median = _uncovered_median(images, covered)
     _log_unseen(seen)
     return fill_unseen(median, seen)
 
@@ -71,10 +72,7 @@ def _plate_where_needed(images, covered, seen, needed) -> torch.Tensor:
     left, right = max(int(cols[0]) - NEEDED_MARGIN, 0), min(int(cols[-1]) + NEEDED_MARGIN + 1, w)
     if not bool(seen[top:bottom, left:right].any()):  # nothing near the needed pixels is ever background
         return clean_plate(images, covered)
-    band = max(1, CHUNK_ELEMENTS // (t * (right - left) * 3))
-    median = torch.cat([_uncovered_median(images[:, r:min(r + band, bottom), left:right],
-                                          covered[:, r:min(r + band, bottom), left:right])
-                        for r in range(top, bottom, band)])
+    median = _uncovered_median(images[:, top:bottom, left:right], covered[:, top:bottom, left:right])
     box_seen = seen[top:bottom, left:right]
     _log_unseen(box_seen)
     plate[top:bottom, left:right] = fill_unseen(median, box_seen)
@@ -88,8 +86,35 @@ def _log_unseen(seen: torch.Tensor) -> None:
 
 
 def _uncovered_median(images: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
-    """``[T, ..., 3]``, ``[T, ...]`` -> ``[..., 3]`` median over uncovered frames, NaN where always covered."""
-    return images.float().masked_fill(covered.unsqueeze(-1), float("nan")).nanmedian(dim=0).values
+    """``[T, h, w, 3]``, ``[T, h, w]`` -> ``[h, w, 3]`` float32: per pixel and channel the median of the values of
+    the uncovered frames (the lower one of an even count, as ``torch.nanmedian``); unspecified where a pixel is
+    covered in every frame (the caller fills those).
+
+    On the CPU the clip is walked in bands of rows of about `BAND_ELEMENTS` values, on all of torch's threads:
+    each band is laid out time-last, covered values are set to +inf (they sort last), NumPy's vectorised sort
+    orders every pixel's values and the ``(n - 1) // 2``-th of the ``n`` uncovered ones is taken. This equals
+    ``masked_fill(nan).nanmedian(dim=0)`` exactly (tested) at about half its cost on 2 cores: the median is most
+    of the clean plate's time at HD sizes. Other devices use ``nanmedian`` itself.
+    """
+    if images.device.type != "cpu":
+        return images.float().masked_fill(covered.unsqueeze(-1), float("nan")).nanmedian(dim=0).values
+    t, h, w = covered.shape
+    median = torch.empty(h, w, 3, dtype=torch.float32)
+    rows = max(1, BAND_ELEMENTS // (t * w * 3))
+
+    def band(top: int) -> None:
+        part = slice(top, min(top + rows, h))
+        values = torch.empty(part.stop - part.start, w, 3, t)  # a copy, time last (the sort is in place)
+        values.copy_(images[:, part].permute(1, 2, 3, 0))
+        hidden = covered[:, part].permute(1, 2, 0)
+        values.masked_fill_(hidden.unsqueeze(2), float("inf"))
+        values.numpy().sort(axis=-1)  # in place; NumPy releases the GIL, so bands sort in parallel
+        middle = ((t - 1 - hidden.sum(dim=-1)).clamp_min(0) // 2)[..., None, None].expand(-1, -1, 3, 1)
+        median[part] = values.gather(-1, middle)[..., 0]
+
+    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+        list(pool.map(band, range(0, h, rows)))  # list(): re-raises a band's exception here
+    return median
 
 
 def fill_unseen(plate: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:

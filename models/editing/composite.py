@@ -91,23 +91,31 @@ def composite_edit(
     image = torch.empty(t, h, w, 3, dtype=torch.float32, device=whole.images.device)
     mask = torch.empty(t, h, w, dtype=torch.float32, device=whole.images.device)
     for part in chunks(t, frame_pixels=h * w):  # every mode but the clean plate is per frame: bounded memory
-        image[part], mask[part] = _edit(whole.frames(part), mode, opacity, feather, offset, outline_color,
-                                        outline_width)
+        _edit(whole.frames(part), mode, opacity, feather, offset, outline_color, outline_width, image[part],
+              mask[part])
     return image, mask
 
 
-def _edit(scene: "_Scene", mode, opacity, feather, offset, outline_color, outline_width):
-    """One mode on a few frames (float32 chunks)."""
+def _edit(scene: "_Scene", mode, opacity, feather, offset, outline_color, outline_width, image, mask) -> None:
+    """One mode on a few frames (float32 chunks), written into the output views ``image`` ``[t,H,W,3]`` and
+    ``mask`` ``[t,H,W]``: the frames are copied once and every layer is blended in place in its bounding box (no
+    whole-frame temporaries: at 1080p a fresh frame-sized buffer costs more than the blend)."""
     alpha = feather_alpha(scene.amodal, feather)
-    if mode == "reveal":
-        return _paint(scene.images, scene.rgb, alpha), _union(alpha)
-    if mode == "xray":
-        return _xray(scene, feather, opacity, outline_color, outline_width)
-    if mode == "remove_occluder":
-        return _remove_occluder(scene, alpha, feather)
     if mode == "layer":
-        return _paint(scene.rgb[0], scene.rgb[1:], alpha[1:]), _union(alpha)
-    return _move(scene, alpha, feather, offset)
+        image.copy_(scene.rgb[0])
+        _paint(image, scene.rgb[1:], alpha[1:])
+        _union(mask, alpha)
+    elif mode == "xray":
+        _xray(scene, feather, opacity, outline_color, outline_width, image, mask)
+    else:
+        image.copy_(scene.images)
+        if mode == "reveal":
+            _paint(image, scene.rgb, alpha)
+            _union(mask, alpha)
+        elif mode == "remove_occluder":
+            _remove_occluder(scene, alpha, feather, image, mask)
+        else:
+            _move(scene, alpha, feather, offset, image, mask)
 
 
 def feather_alpha(masks: torch.Tensor, feather: float, outward: bool = False) -> torch.Tensor:
@@ -127,20 +135,6 @@ def feather_alpha(masks: torch.Tensor, feather: float, outward: bool = False) ->
     size = 2 * radius + 1
     blurred = kornia.filters.gaussian_blur2d(flat, (size, size), (feather / 3, feather / 3), border_type="replicate")
     return blurred.reshape(masks.shape).clamp(0, 1)
-
-
-def shift(x: torch.Tensor, dx: int, dy: int, spatial_dims: tuple[int, int] = (-2, -1)) -> torch.Tensor:
-    """Moves the content of ``x`` by ``dx`` pixels right and ``dy`` down along ``spatial_dims`` (height, width):
-    ``(-2, -1)`` for masks ``[..., H, W]``, ``(-3, -2)`` for colours ``[..., H, W, 3]``. What moves out of the
-    frame is dropped; what is uncovered is 0."""
-    h_dim, w_dim = spatial_dims
-    h, w = x.shape[h_dim], x.shape[w_dim]
-    out = torch.zeros_like(x)
-    if abs(dx) >= w or abs(dy) >= h:
-        return out
-    source = x.narrow(h_dim, max(-dy, 0), h - abs(dy)).narrow(w_dim, max(-dx, 0), w - abs(dx))
-    out.narrow(h_dim, max(dy, 0), h - abs(dy)).narrow(w_dim, max(dx, 0), w - abs(dx)).copy_(source)
-    return out
 
 
 def outline(masks: torch.Tensor, width: int) -> torch.Tensor:
@@ -166,63 +160,77 @@ def outline(masks: torch.Tensor, width: int) -> torch.Tensor:
     return lines
 
 
-def _xray(scene: "_Scene", feather: float, opacity: float, color: tuple[float, float, float], width: int):
+def _xray(scene: "_Scene", feather, opacity, color, width, image, mask) -> None:
     if scene.modal is None and scene.occluder is None:
         raise ValueError(
             "mode 'xray' needs modal_masks (the visible part) or occluder_masks to know which part is hidden."
         )
     hidden = feather_alpha((scene.amodal - scene.visible()).clamp(0, 1), feather)
-    image = _paint(scene.images, scene.rgb, hidden * opacity)
-    lines = outline(scene.amodal, width).any(dim=0)
-    image = torch.where(lines.unsqueeze(-1), image.new_tensor(color), image)
-    return image, _union(hidden)
+    image.copy_(scene.images)
+    _paint(image, scene.rgb, hidden * opacity)
+    image[outline(scene.amodal, width).any(dim=0)] = image.new_tensor(color)
+    _union(mask, hidden)
 
 
-def _remove_occluder(scene: "_Scene", alpha: torch.Tensor, feather: float):
+def _remove_occluder(scene: "_Scene", alpha, feather, image, mask) -> None:
     if scene.occluder is None:
         raise ValueError("mode 'remove_occluder' needs occluder_masks: connect the masks of what hides the object.")
     occluder = feather_alpha(scene.occluder, feather, outward=True)
-    cleaned = _over(scene.images, scene.plate(), occluder)
-    return _paint(cleaned, scene.rgb, alpha), _union(torch.cat([occluder[None], alpha]))
+    _over(image, scene.plate(), occluder)
+    _paint(image, scene.rgb, alpha)
+    _union(mask, torch.cat([occluder[None], alpha]))
 
 
-def _move(scene: "_Scene", alpha: torch.Tensor, feather: float, offset: tuple[int, int]):
-    dx, dy = offset
-    hole = _union(feather_alpha(scene.visible(), feather, outward=True))
-    moved_rgb, moved_alpha = shift(scene.rgb, dx, dy, (-3, -2)), shift(alpha, dx, dy)
-    image = _paint(_over(scene.images, scene.plate(), hole), moved_rgb, moved_alpha)
-    return image, _union(torch.cat([hole[None], moved_alpha]))
+def _move(scene: "_Scene", alpha, feather, offset: tuple[int, int], image, mask) -> None:
+    hole = feather_alpha(scene.visible(), feather, outward=True)
+    _union(mask, hole)  # the hole first (the objects' holes united), then the moved objects over it
+    _over(image, scene.plate(), mask)
+    _paint(image, scene.rgb, alpha, offset)
+    for layer in alpha:
+        _over(mask, None, layer, offset)
 
 
-def _over(base: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """``base`` ``[T,H,W,3]`` with ``rgb`` ``[T,H,W,3]`` drawn over it at ``alpha`` ``[T,H,W]`` (exact at 0 and 1).
+def _over(base: torch.Tensor, rgb: torch.Tensor | None, alpha: torch.Tensor, offset: tuple[int, int] = (0, 0)
+          ) -> None:
+    """Draws ``rgb`` ``[T,H,W(,C)]`` at ``alpha`` ``[T,H,W]`` over ``base`` ``[T,H,W(,C)]`` in place, both
+    moved by ``offset = (x, y)`` pixels (right, down; what leaves the frame is dropped). ``rgb=None`` draws 1
+    (the union of alphas: ``base + alpha * (1 - base)``, as ``alpha + base * (1 - alpha)``).
 
-    A new tensor. Only the bounding box of ``alpha > 0`` is blended (elsewhere the result is ``base`` exactly):
+    Exact at alpha 0 and 1 (``lerp`` returns the ends there). Only the bounding box of ``alpha > 0`` is touched:
     at 1080p an object or occluder covers a small part of the frame, and a broadcast blend of every pixel costs
     more than the edit itself."""
     on = alpha > 0
     rows, cols = on.any(dim=2).any(dim=0).nonzero(), on.any(dim=1).any(dim=0).nonzero()
-    out = base.clone()
-    if rows.numel():
-        box = (slice(None), slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
-        # lerp returns base exactly at 0 and rgb exactly at 1
-        out[box] = torch.lerp(base[box], rgb[box].to(base.dtype), alpha[box].unsqueeze(-1).to(base.dtype))
-    return out
+    if not rows.numel():
+        return
+    h, w = alpha.shape[-2:]
+    dx, dy = offset
+    top, bottom = max(int(rows[0]), -dy), min(int(rows[-1]) + 1, h - dy)  # source rows that land in the frame
+    left, right = max(int(cols[0]), -dx), min(int(cols[-1]) + 1, w - dx)
+    if top >= bottom or left >= right:
+        return
+    source = (slice(None), slice(top, bottom), slice(left, right))
+    target = base[:, top + dy:bottom + dy, left + dx:right + dx]
+    weight = alpha[source].to(base.dtype)
+    if rgb is None:
+        target.mul_(1 - weight).add_(weight)
+    else:
+        target.lerp_(rgb[source].to(base.dtype), weight.unsqueeze(-1))
 
 
-def _paint(base: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Draws objects ``rgb`` ``[N,T,H,W,3]`` at ``alpha`` ``[N,T,H,W]`` over ``base``, first object first."""
+def _paint(base: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor, offset: tuple[int, int] = (0, 0)) -> None:
+    """Draws objects ``rgb`` ``[N,T,H,W,3]`` at ``alpha`` ``[N,T,H,W]`` over ``base`` in place, first object
+    first, moved by ``offset``."""
     for object_rgb, object_alpha in zip(rgb, alpha):
-        base = _over(base, object_rgb, object_alpha)
-    return base
+        _over(base, object_rgb, object_alpha, offset)
 
 
-def _union(alpha: torch.Tensor) -> torch.Tensor:
-    """Alpha ``[T,H,W]`` of layers ``[N,T,H,W]`` stacked with "over" (the first layer itself when N = 1)."""
-    total = alpha[0]
+def _union(out: torch.Tensor, alpha: torch.Tensor) -> None:
+    """Writes into ``out`` ``[T,H,W]`` the alpha of layers ``[N,T,H,W]`` stacked with "over" (the first layer
+    itself when N = 1)."""
+    out.copy_(alpha[0])
     for layer in alpha[1:]:
-        total = layer + total * (1 - layer)
-    return total
+        _over(out, None, layer)
 
 
 @dataclass

@@ -50,22 +50,11 @@ def object_boxes(modal: torch.Tensor, fmt: MaskFormat, size: tuple[int, int], re
     return boxes
 
 
-def _mask_u8(on: torch.Tensor) -> torch.Tensor:
-    return on.to(torch.uint8).mul_(255)
-
-
-def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """Float 0..1 frames -> uint8, the same values as `conditions.to_uint8` with fewer passes over memory."""
-    if frames.dtype == torch.uint8:
-        return frames
-    return frames.float().mul(255).round_().clamp_(0, 255).to(torch.uint8)
-
-
 def modal_conditions(modal: torch.Tensor, fmt: MaskFormat, boxes: list[Box], size) -> torch.Tensor:
     """``[N, T, 3, h, w]`` stage-1 condition A (also stage 2's visible mask), per object in its box."""
     out = []
     for obj, box in zip(modal, boxes):
-        parts = [C.modal_condition(_mask_u8(box.crop(fmt.on(obj[part]))), size) for part in chunks(obj.shape[0])]
+        parts = [C.binary_mask_condition(box.crop(fmt.on(obj[part])), size) for part in chunks(obj.shape[0])]
         out.append(torch.cat(parts))
     return torch.stack(out)
 
@@ -84,16 +73,22 @@ def depth_conditions(depth: torch.Tensor, boxes: list[Box], size, device: torch.
             part_low, part_high = torch.aminmax(box.crop(depth[part], pad="replicate").float())
             low = part_low if low is None else torch.minimum(low, part_low)
             high = part_high if high is None else torch.maximum(high, part_high)
-        frames = []
-        for part in chunks(depth.shape[0]):
-            values = box.crop(depth[part], pad="replicate").to(device, torch.float32)
+        frames = torch.empty(depth.shape[0], 1, *size)
+        buffer = None
+        for i in range(depth.shape[0]):  # a frame at a time, in place: one frame-sized buffer, no temporaries
+            values = box.crop(depth[i:i + 1], pad="replicate").to(device, torch.float32)
+            if buffer is None:
+                buffer = torch.empty(values.shape, dtype=torch.float32, device=device)
             # the reference's arithmetic: (d - min) / (max - min), * 2 - 1, then bilinear without antialias
-            unit = (values - low.to(device)) / (high - low).to(device) if high > low else torch.zeros_like(values)
-            pixels = (unit * 2 - 1).unsqueeze(1)
+            if high > low:
+                torch.sub(values, low.to(device), out=buffer).div_((high - low).to(device))
+            else:
+                buffer.zero_()
+            pixels = buffer.mul_(2).sub_(1).unsqueeze(1)
             if tuple(pixels.shape[-2:]) != tuple(size):
                 pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=False)
-            frames.append(pixels.cpu())
-        cache[box] = torch.cat(frames).repeat(1, 3, 1, 1)
+            frames[i] = pixels[0]
+        cache[box] = frames.repeat(1, 3, 1, 1)
     return torch.stack([cache[box] for box in boxes])
 
 
@@ -125,7 +120,7 @@ class Stage2Inputs:
         footage: dict[Box, torch.Tensor] = {}
         for box in boxes:
             if box not in footage:
-                footage[box] = torch.cat([C.pil_resize(to_uint8(box.crop(rgb[part], spatial="channels_last")), size)
+                footage[box] = torch.cat([C.pil_resize(box.crop(rgb[part], spatial="channels_last"), size)
                                           for part in chunks(t)])
         self.footage = [footage[box] for box in boxes]  # [T, h, w, 3] uint8 per object
         frame = tuple(modal.shape[-2:])
