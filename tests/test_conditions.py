@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from diffusion_vas.models.stages import conditions as C
@@ -87,3 +88,18 @@ def test_downsampling_undoes_the_nearest_upsampling():
         masks = torch.rand(src, generator=generator) > 0.5
         if dst[0] >= src[0] and dst[1] >= src[1]:
             assert torch.equal(C.downsample_masks_nearest(C.resize_masks_nearest(masks, dst), src), masks), (src, dst)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_frame_conversion_in_row_bands_equals_to_uint8(dtype):
+    """pil_resize converts a frame at a time in bands of rows: the same values as `to_uint8` on the whole clip,
+    out-of-range values and exact halves (x * 255 = k + 0.5 rounds half to even) included."""
+    g = torch.Generator().manual_seed(1)
+    frames = (torch.rand(3, 300, 101, 3, generator=g) * 1.4 - 0.2)
+    frames[:, 0, :4, 0] = torch.tensor([0.5, 1.5, 2.5, 254.5]) / 255
+    frames = frames.to(dtype)
+    expected = C.to_uint8(frames)
+    for index in range(3):
+        assert torch.equal(C._frame_to_uint8(frames[index], block=1000), expected[index])
+        assert torch.equal(C._frame_to_uint8(frames[index, :, ::2]), expected[index, :, ::2])
+    assert torch.equal(C.pil_resize(frames, (30, 20)), C.pil_resize(expected, (30, 20)))

@@ -272,3 +272,28 @@ def test_grey_depth_image_is_used_as_a_view_and_colour_depth_as_the_channel_mean
     assert "coloured" in caplog.text
     with pytest.raises(ValueError, match="NaN"):
         depth_image_frames(image.clone().index_fill_(1, torch.tensor([3]), float("nan")), (20, 30), "test")
+
+
+def test_float32_masks_are_read_with_the_reference_rule_by_one_comparison():
+    """``x >= FLOAT32_ON`` decides exactly what the reference's ``round(x * 255) > 128`` decides: every float32
+    within 2^16 ulps of the cutoff, the 8-bit levels, and values outside 0..1."""
+    from diffusion_vas.models.stages.chunking import FLOAT32_ON
+
+    cutoff = torch.tensor([FLOAT32_ON]).view(torch.int32)
+    near = (cutoff + torch.arange(-65536, 65536, dtype=torch.int32)).view(torch.float32)
+    levels = torch.arange(256) / 255
+    values = torch.cat([near, levels, torch.tensor([-1.0, 0.0, 2.0, 1e9])])
+    reference = C.binarize_masks(values[None, None]).bool()[0, 0]
+    assert torch.equal(MaskFormat(values, "m").on(values), reference)
+    assert torch.equal(MaskFormat(values, "m").on(values.double()), reference)
+
+
+def test_bounding_box_of_every_frame_with_a_margin():
+    from diffusion_vas.models.stages.chunking import bounding_box
+
+    mask = torch.zeros(2, 3, 10, 12, dtype=torch.bool)
+    assert bounding_box(mask) is None
+    mask[0, 1, 2, 3] = mask[1, 2, 6, 9] = True
+    assert bounding_box(mask) == (slice(2, 7), slice(3, 10))
+    assert bounding_box(mask, margin=3) == (slice(0, 10), slice(0, 12))
+    assert bounding_box(mask[0, 1]) == (slice(2, 3), slice(3, 4))

@@ -43,7 +43,7 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from ..stages.chunking import all_finite, chunks
+from ..stages.chunking import all_finite, bounding_box, chunks
 from .clean_plate import clean_plate
 
 MODES = ("reveal", "xray", "remove_occluder", "layer", "move")
@@ -199,14 +199,13 @@ def _over(base: torch.Tensor, rgb: torch.Tensor | None, alpha: torch.Tensor, off
     Exact at alpha 0 and 1 (``lerp`` returns the ends there). Only the bounding box of ``alpha > 0`` is touched:
     at 1080p an object or occluder covers a small part of the frame, and a broadcast blend of every pixel costs
     more than the edit itself."""
-    on = alpha > 0
-    rows, cols = on.any(dim=2).any(dim=0).nonzero(), on.any(dim=1).any(dim=0).nonzero()
-    if not rows.numel():
+    box = bounding_box(alpha > 0)
+    if box is None:
         return
     h, w = alpha.shape[-2:]
     dx, dy = offset
-    top, bottom = max(int(rows[0]), -dy), min(int(rows[-1]) + 1, h - dy)  # source rows that land in the frame
-    left, right = max(int(cols[0]), -dx), min(int(cols[-1]) + 1, w - dx)
+    top, bottom = max(box[0].start, -dy), min(box[0].stop, h - dy)  # source rows that land in the frame
+    left, right = max(box[1].start, -dx), min(box[1].stop, w - dx)
     if top >= bottom or left >= right:
         return
     source = (slice(None), slice(top, bottom), slice(left, right))

@@ -51,10 +51,26 @@ def pil_resize(frames: torch.Tensor, size: tuple[int, int], resample=Image.BILIN
         return to_uint8(frames).clone()
 
     def one(frame: torch.Tensor) -> np.ndarray:
-        return np.asarray(Image.fromarray(to_uint8(frame).cpu().numpy()).resize((w, h), resample=resample))
+        return np.asarray(Image.fromarray(_frame_to_uint8(frame).numpy()).resize((w, h), resample=resample))
 
     with ThreadPoolExecutor(max_workers=max(1, min(torch.get_num_threads(), len(frames)))) as pool:
         return torch.from_numpy(np.stack(list(pool.map(one, frames))))
+
+
+def _frame_to_uint8(frame: torch.Tensor, block: int = 1 << 18) -> torch.Tensor:
+    """One frame ``[H, W(, C)]`` -> uint8 on the CPU with `to_uint8`'s arithmetic (clamp to 0..1, * 255, round),
+    in bands of rows of about ``block`` values through one small buffer: at 1080p the four whole-frame temporaries
+    of the plain expression cost more than PIL's resize."""
+    frame = frame.cpu()
+    if frame.dtype in (torch.uint8, torch.bool):
+        return to_uint8(frame)
+    out = torch.empty(frame.shape, dtype=torch.uint8)
+    rows = max(1, block // max(1, frame[0].numel()))
+    buffer = torch.empty((min(rows, frame.shape[0]), *frame.shape[1:]), dtype=torch.float32)
+    for top in range(0, frame.shape[0], rows):
+        part = buffer[:min(rows, frame.shape[0] - top)]
+        out[top:top + rows] = part.copy_(frame[top:top + rows]).clamp_(0, 1).mul_(255).round_()
+    return out
 
 
 def _to_unit_range(frames_u8: torch.Tensor) -> torch.Tensor:

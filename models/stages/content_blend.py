@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .chunking import bounding_box
+
 DEFAULT_KEEP_VISIBLE_PIXELS = True
 GAIN_BAND = 3  # processing pixels of visible part along the hidden border used for the colour gain
 BLEND_PIXELS = 3  # input pixels over which the hidden part fades from the visible colours to the render
@@ -65,14 +67,10 @@ def compose_chunk(out: torch.Tensor, render: torch.Tensor, footage: torch.Tensor
         gains: ``[t, 3]`` from `colour_gains`.
     """
     out.fill_(1.0)
-    obj = amodal | visible
-    rows, cols = obj.any(dim=2).any(dim=0).nonzero(), obj.any(dim=1).any(dim=0).nonzero()
-    if rows.numel() == 0:
+    rows_cols = bounding_box(amodal | visible, margin=blend)
+    if rows_cols is None:
         return out
-    h, w = obj.shape[-2:]
-    y0, y1 = max(int(rows[0]) - blend, 0), min(int(rows[-1]) + 1 + blend, h)
-    x0, x1 = max(int(cols[0]) - blend, 0), min(int(cols[-1]) + 1 + blend, w)
-    box = (slice(None), slice(y0, y1), slice(x0, x1))
+    box = (slice(None), *rows_cols)
     vis, hid = visible[box], amodal[box] & ~visible[box]
     seen = footage[box].float()
     if footage.dtype == torch.uint8:
@@ -95,21 +93,17 @@ def _blend_from_visible(drawn: torch.Tensor, seen: torch.Tensor, visible: torch.
     per cell the mean visible colour and the visible share of its 3x3 cells, ``w = min(1, 2 * share)``, both
     upsampled bilinearly; ``w`` falls from about 1 next to the visible part to 0 some ``2 (blend + 1)`` px in.
     Only the box around the hidden pixels is touched."""
-    rows = hidden.any(dim=2).any(dim=0).nonzero()
-    if rows.numel() == 0:
-        return drawn
-    cols = hidden.any(dim=1).any(dim=0).nonzero()
-    h, w = hidden.shape[-2:]
     cell = blend + 1
-    y0, y1 = max(int(rows[0]) - 2 * cell, 0), min(int(rows[-1]) + 1 + 2 * cell, h)
-    x0, x1 = max(int(cols[0]) - 2 * cell, 0), min(int(cols[-1]) + 1 + 2 * cell, w)
-    box = (slice(None), slice(y0, y1), slice(x0, x1))
+    rows_cols = bounding_box(hidden, margin=2 * cell)
+    if rows_cols is None:
+        return drawn
+    box = (slice(None), *rows_cols)
     vis = visible[box].unsqueeze(-1).float()  # [t, h', w', 1]
     stack = torch.cat([seen[box] * vis, vis], dim=-1).permute(0, 3, 1, 2)  # [t, 4, h', w'] (channels-last)
     coarse = F.avg_pool2d(F.avg_pool2d(stack, cell, ceil_mode=True), 3, stride=1, padding=1)
     share = coarse[:, 3:]
     coarse = torch.cat([coarse[:, :3] / share.clamp_min(1e-12), (2 * share).clamp_(max=1)], dim=1)
-    up = F.interpolate(coarse, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+    up = F.interpolate(coarse, size=hidden[box].shape[-2:], mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
     weight = up[..., 3:] * hidden[box].unsqueeze(-1)
     drawn[box].lerp_(up[..., :3], weight)
     return drawn

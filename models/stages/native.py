@@ -38,9 +38,9 @@ def object_boxes(modal: torch.Tensor, fmt: MaskFormat, size: tuple[int, int], re
         rows = torch.zeros(frame[0], dtype=torch.bool)
         cols = torch.zeros(frame[1], dtype=torch.bool)
         for part in chunks(obj.shape[0]):
-            on = fmt.on(obj[part])
-            rows |= on.any(dim=2).any(dim=0)
-            cols |= on.any(dim=1).any(dim=0)
+            footprint = fmt.on(obj[part]).any(dim=0)
+            rows |= footprint.any(dim=1)
+            cols |= footprint.any(dim=0)
         extent = visible_extent(rows, cols)
         if extent is None:
             logger.warning("Diffusion-VAS: object %d is never visible; processing it on the whole frame.", index)
