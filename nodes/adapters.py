@@ -86,7 +86,7 @@ def check_same_size(masks: torch.Tensor, size: tuple[int, int], name: str, refer
 
 def warn_empty(masks: torch.Tensor, name: str) -> None:
     """Logs objects whose ``[N, T, H, W]`` bool masks are empty in every frame."""
-    for index in torch.nonzero(~masks.flatten(1).any(dim=1)).flatten().tolist():
+    for index in torch.nonzero(masks.view(torch.uint8).flatten(1).amax(dim=1) == 0).flatten().tolist():
         logger.warning("Diffusion-VAS: %s of object %d are empty in every frame; its result will be empty or "
                        "meaningless.", name, index)
 

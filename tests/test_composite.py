@@ -243,6 +243,39 @@ def test_clean_plate_where_needed_equals_the_full_plate_there():
     assert torch.isfinite(limited).all()
 
 
+def test_clean_plate_along_a_diagonal_path_equals_the_full_plate_there(monkeypatch):
+    """An object moving diagonally: each band of rows takes the median over its own span of columns only; the
+    plate equals the full plate at the needed pixels, never-seen ones within the fill's tolerance."""
+    from diffusion_vas.models.editing import clean_plate as module
+
+    monkeypatch.setattr(module, "BAND_ELEMENTS", 2000)  # bands of a few rows
+    g = torch.Generator().manual_seed(8)
+    frames = torch.rand(8, 120, 160, 3, generator=g)
+    covered = torch.zeros(8, 120, 160, dtype=torch.bool)
+    for t in range(8):
+        covered[t, 10 + 12 * t:30 + 12 * t, 5 + 16 * t:25 + 16 * t] = True
+    covered[:, 50:53, 70:73] = True  # never seen
+    needed = covered.any(dim=0)
+    full, limited = clean_plate(frames, covered), clean_plate(frames, covered, needed)
+    seen = ~covered.all(dim=0)
+    assert torch.equal(limited[needed & seen], full[needed & seen])
+    assert (limited[needed & ~seen] - full[needed & ~seen]).abs().max() < 0.05
+    far = ~module.dilate(needed, module.NEEDED_MARGIN)
+    assert far[5:30, 120:].all() and (limited[far] == 0).all()  # the box's far corner was never computed
+    assert torch.isfinite(limited).all()
+
+
+def test_dilate_is_the_square_maximum():
+    from diffusion_vas.models.stages.chunking import dilate
+
+    masks = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(2)) > 0.9
+    for radius in (0, 1, 4, 30):
+        square = torch.nn.functional.max_pool2d(masks.float().reshape(-1, 1, 17, 23), 2 * radius + 1, stride=1,
+                                                padding=radius).reshape(masks.shape)
+        assert torch.equal(dilate(masks, radius), square > 0)
+        assert torch.equal(dilate(masks.float() * 0.5, radius), square * 0.5)
+
+
 def test_remove_occluder_and_move_draw_the_plate_only_where_needed():
     """composite_edit computes the plate around the occluder / the object only; results equal the full plate's."""
     from diffusion_vas.models.editing import composite as module

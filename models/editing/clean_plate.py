@@ -7,9 +7,8 @@ diffusion passes (3x3 means) so the fill has no pyramid blocks and joins its edg
 assumed (one plate for the clip).
 
 Only the pixels an edit repaints need the plate: given ``needed`` (the union over the clip of what the edit
-covers, e.g. the occluder), the median is taken in its bounding box alone (plus a margin, so never-seen pixels are
-filled from their real surroundings), which is most of the cost at HD sizes; the plate elsewhere is 0 and must not
-be used.
+covers, e.g. the occluder), the median is taken only there (plus a margin, so never-seen pixels are filled from
+their real surroundings), which is most of the cost at HD sizes; the plate elsewhere is 0 and must not be used.
 """
 
 from __future__ import annotations
@@ -17,9 +16,10 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..stages.chunking import bounding_box, dilate
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor, needed: torch.Tenso
         images: ``[T, H, W, 3]`` float frames.
         covered: ``[T, H, W]`` bool, True where something other than background (object, occluder) is.
         needed: optional ``[H, W]`` bool, the pixels the caller will draw the plate at; the plate is computed
-            in their bounding box grown by `NEEDED_MARGIN` pixels only (0 elsewhere). None: everywhere.
+            there and `NEEDED_MARGIN` pixels around them (in spans of rows; 0 elsewhere). None: everywhere.
 
     Returns:
         ``[H, W, 3]`` float32: the median over the uncovered frames of each pixel (exact when a pixel is seen in
@@ -46,13 +46,12 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor, needed: torch.Tenso
     """
     if covered.shape != images.shape[:3]:
         raise ValueError(f"covered must be [T, H, W] = {tuple(images.shape[:3])}, got {tuple(covered.shape)}.")
-    seen = ~covered.all(dim=0)
+    seen = covered.view(torch.uint8).amin(dim=0) == 0  # not covered in some frame (amin: faster than bool all)
     if not bool(seen.any()):
         raise ValueError(
             "No background pixel is visible in any frame (the masks cover the whole clip): "
             "pass a `background` plate, e.g. from an inpainting or object-removal node."
         )
-    t, h, w = covered.shape
     if needed is not None and not bool(needed.all()):
         return _plate_where_needed(images, covered, seen, needed)
     median = _uncovered_median(images, covered)
@@ -61,21 +60,24 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor, needed: torch.Tenso
 
 
 def _plate_where_needed(images, covered, seen, needed) -> torch.Tensor:
-    """The plate in the bounding box of ``needed`` grown by `NEEDED_MARGIN`, 0 elsewhere (contiguous row bands
-    of the box: a gather of scattered pixels costs more than the median it saves)."""
+    """The plate at the pixels of ``needed`` grown by `NEEDED_MARGIN`, 0 elsewhere. Rows are walked in bands and
+    each band's median covers only the columns its needed pixels span (contiguous slices: a gather of scattered
+    pixels costs more than the median it saves), so an object moving diagonally costs its path, not its box."""
     t, h, w = covered.shape
     plate = torch.zeros(h, w, 3, dtype=torch.float32, device=images.device)
-    if not bool(needed.any()):
+    box = bounding_box(needed, margin=NEEDED_MARGIN)
+    if box is None:
         return plate
-    rows, cols = needed.any(dim=1).nonzero()[:, 0], needed.any(dim=0).nonzero()[:, 0]
-    top, bottom = max(int(rows[0]) - NEEDED_MARGIN, 0), min(int(rows[-1]) + NEEDED_MARGIN + 1, h)
-    left, right = max(int(cols[0]) - NEEDED_MARGIN, 0), min(int(cols[-1]) + NEEDED_MARGIN + 1, w)
-    if not bool(seen[top:bottom, left:right].any()):  # nothing near the needed pixels is ever background
+    if not bool(seen[box].any()):  # nothing near the needed pixels is ever background
         return clean_plate(images, covered)
-    median = _uncovered_median(images[:, top:bottom, left:right], covered[:, top:bottom, left:right])
-    box_seen = seen[top:bottom, left:right]
-    _log_unseen(box_seen)
-    plate[top:bottom, left:right] = fill_unseen(median, box_seen)
+    wanted = dilate(needed[box], NEEDED_MARGIN)
+    median, computed = _uncovered_median(images[:, box[0], box[1]], covered[:, box[0], box[1]], wanted)
+    known = seen[box] & computed
+    if not bool(known.any()):  # the background near the needed pixels lies outside their rows' spans
+        return clean_plate(images, covered)
+    _log_unseen(seen[box] | ~computed)
+    filled = fill_unseen(median, known, smooth=computed)
+    plate[box] = torch.where(computed.unsqueeze(-1), filled, 0.0)
     return plate
 
 
@@ -85,10 +87,13 @@ def _log_unseen(seen: torch.Tensor) -> None:
         logger.info("Clean plate: %d pixels are never background; filling them from their surroundings.", unseen)
 
 
-def _uncovered_median(images: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+def _uncovered_median(images: torch.Tensor, covered: torch.Tensor, wanted: torch.Tensor | None = None):
     """``[T, h, w, 3]``, ``[T, h, w]`` -> ``[h, w, 3]`` float32: per pixel and channel the median of the values of
     the uncovered frames (the lower one of an even count, as ``torch.nanmedian``); unspecified where a pixel is
     covered in every frame (the caller fills those).
+
+    With ``wanted`` (``[h, w]`` bool) returns ``(median, computed)``: each band of rows is computed over the
+    columns its wanted pixels span only, ``computed`` ``[h, w]`` bool says where (the median is 0 elsewhere).
 
     On the CPU the clip is walked in bands of rows of about `BAND_ELEMENTS` values, on all of torch's threads:
     each band is laid out time-last, covered values are set to +inf (they sort last), NumPy's vectorised sort
@@ -96,42 +101,55 @@ def _uncovered_median(images: torch.Tensor, covered: torch.Tensor) -> torch.Tens
     ``masked_fill(nan).nanmedian(dim=0)`` exactly (tested) at about half its cost on 2 cores: the median is most
     of the clean plate's time at HD sizes. Other devices use ``nanmedian`` itself.
     """
-    if images.device.type != "cpu":
-        return images.float().masked_fill(covered.unsqueeze(-1), float("nan")).nanmedian(dim=0).values
     t, h, w = covered.shape
-    median = torch.empty(h, w, 3, dtype=torch.float32)
+    median = torch.zeros(h, w, 3, dtype=torch.float32, device=images.device)
+    computed = torch.zeros(h, w, dtype=torch.bool, device=images.device)
     rows = max(1, BAND_ELEMENTS // (t * w * 3))
 
     def band(top: int) -> None:
         part = slice(top, min(top + rows, h))
-        values = torch.empty(part.stop - part.start, w, 3, t)  # a copy, time last (the sort is in place)
-        values.copy_(images[:, part].permute(1, 2, 3, 0))
-        hidden = covered[:, part].permute(1, 2, 0)
+        cols = slice(0, w) if wanted is None else bounding_box(wanted[part])
+        if cols is None:
+            return
+        cols = cols if wanted is None else cols[1]
+        computed[part, cols] = True
+        if images.device.type != "cpu":
+            values = images[:, part, cols].float().masked_fill(covered[:, part, cols].unsqueeze(-1), float("nan"))
+            median[part, cols] = values.nanmedian(dim=0).values
+            return
+        values = torch.empty(part.stop - part.start, cols.stop - cols.start, 3, t)  # time last, a copy
+        values.copy_(images[:, part, cols].permute(1, 2, 3, 0))
+        hidden = covered[:, part, cols].permute(1, 2, 0)
         values.masked_fill_(hidden.unsqueeze(2), float("inf"))
         values.numpy().sort(axis=-1)  # in place; NumPy releases the GIL, so bands sort in parallel
         middle = ((t - 1 - hidden.sum(dim=-1)).clamp_min(0) // 2)[..., None, None].expand(-1, -1, 3, 1)
-        median[part] = values.gather(-1, middle)[..., 0]
+        median[part, cols] = values.gather(-1, middle)[..., 0]
 
-    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-        list(pool.map(band, range(0, h, rows)))  # list(): re-raises a band's exception here
-    return median
+    if images.device.type != "cpu":
+        for top in range(0, h, rows):
+            band(top)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+            list(pool.map(band, range(0, h, rows)))  # list(): re-raises a band's exception here
+    return median if wanted is None else (median, computed)
 
 
-def fill_unseen(plate: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+def fill_unseen(plate: torch.Tensor, seen: torch.Tensor, smooth: torch.Tensor | None = None) -> torch.Tensor:
     """Fills the pixels of ``plate`` ``[H, W, C]`` where ``seen`` ``[H, W]`` (bool) is False; seen pixels are kept.
 
     The fill is smooth and finite whatever ``plate`` holds at unseen pixels (NaN included). ``seen`` must have at
-    least one True pixel.
+    least one True pixel. ``smooth`` (``[H, W]`` bool, optional): only the unseen pixels there are relaxed after
+    the pyramid fill (the others are not used by the caller); default all.
     """
     if bool(seen.all()):
         return plate.float().clone()
     known = seen.float()[None, None]
     values = torch.where(seen.unsqueeze(-1), plate.float(), 0.0).permute(2, 0, 1).unsqueeze(0)
     filled = _push_pull(values, known)
-    rows, cols = (~seen).any(dim=1).nonzero()[:, 0], (~seen).any(dim=0).nonzero()[:, 0]
-    window = (..., slice(max(int(rows[0]) - 1, 0), int(rows[-1]) + 2),
-              slice(max(int(cols[0]) - 1, 0), int(cols[-1]) + 2))
-    filled[window] = _relax(filled[window], known[window])  # only unseen pixels change: relax around them alone
+    box = bounding_box(~seen if smooth is None else ~seen & smooth, margin=1)
+    if box is not None:  # only unseen pixels change: relax around them alone
+        window = (..., *box)
+        filled[window] = _relax(filled[window], known[window])
     return filled[0].permute(1, 2, 0).contiguous()
 
 

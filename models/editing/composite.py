@@ -41,9 +41,8 @@ from dataclasses import dataclass
 
 import kornia
 import torch
-import torch.nn.functional as F
 
-from ..stages.chunking import all_finite, bounding_box, chunks
+from ..stages.chunking import all_finite, bounding_box, chunks, dilate, footprint
 from .clean_plate import clean_plate
 
 MODES = ("reveal", "xray", "remove_occluder", "layer", "move")
@@ -131,7 +130,7 @@ def feather_alpha(masks: torch.Tensor, feather: float, outward: bool = False) ->
     radius = math.ceil(feather)
     flat = masks.reshape(-1, 1, *masks.shape[-2:])
     if outward:
-        flat = F.max_pool2d(flat, 2 * radius + 1, stride=1, padding=radius)
+        flat = dilate(flat, radius)
     size = 2 * radius + 1
     blurred = kornia.filters.gaussian_blur2d(flat, (size, size), (feather / 3, feather / 3), border_type="replicate")
     return blurred.reshape(masks.shape).clamp(0, 1)
@@ -142,21 +141,12 @@ def outline(masks: torch.Tensor, width: int) -> torch.Tensor:
     (chessboard distance) of an uncovered one. The frame's border does not count as uncovered."""
     covered = masks > COVERED_THRESHOLD
     lines = torch.zeros_like(covered)
-    rows = covered.flatten(0, -3).any(dim=0).any(dim=1).nonzero()
-    if width <= 0 or rows.numel() == 0:
+    box = bounding_box(covered, margin=width) if width > 0 else None
+    if box is None:
         return lines
-    cols = covered.flatten(0, -3).any(dim=0).any(dim=0).nonzero()
-    h, w = masks.shape[-2:]
-    # only the box around the covered pixels (widened by the outline width) is filtered; a square max is two
-    # 1-D maxima (2k comparisons per pixel instead of k^2)
-    box = (..., slice(max(int(rows[0]) - width, 0), min(int(rows[-1]) + 1 + width, h)),
-           slice(max(int(cols[0]) - width, 0), min(int(cols[-1]) + 1 + width, w)))
-    inside = covered[box]
-    flat = (~inside).float().reshape(-1, 1, *inside.shape[-2:])
-    k = 2 * width + 1
-    flat = F.max_pool2d(flat, (1, k), stride=1, padding=(0, width))
-    near_outside = F.max_pool2d(flat, (k, 1), stride=1, padding=(width, 0)).reshape(inside.shape) > 0
-    lines[box] = inside & near_outside
+    # only the box around the covered pixels (widened by the outline width) is filtered
+    inside = covered[..., box[0], box[1]]
+    lines[..., box[0], box[1]] = inside & dilate(~inside, width)
     return lines
 
 
@@ -319,9 +309,9 @@ class _Scene:
         t = self.images.shape[0]
         union = torch.zeros(self.images.shape[1:3], dtype=torch.bool, device=self.images.device)
         for part in chunks(t):
-            union |= (source[..., part, :, :] > 0).reshape(-1, *union.shape).any(dim=0)
+            union |= footprint(source[..., part, :, :])
         grow = 2 * math.ceil(feather) + 1
-        return F.max_pool2d(union[None, None].float(), 2 * grow + 1, stride=1, padding=grow)[0, 0] > 0
+        return dilate(union, grow)
 
     def plate(self, needed: torch.Tensor | None = None) -> torch.Tensor:
         """``[T,H,W,3]``: the given background, or the clean plate of what neither objects nor occluders cover
@@ -332,7 +322,8 @@ class _Scene:
         covered = torch.empty(self.images.shape[:3], dtype=torch.bool, device=self.images.device)
         for part in chunks(t):  # bool, built a few frames at a time
             chunk = self.frames(part)
-            covered[part] = (chunk.amodal > COVERED_THRESHOLD).any(dim=0)
+            amodal = chunk.amodal[0] if len(chunk.amodal) == 1 else chunk.amodal.amax(dim=0)  # any object
+            covered[part] = amodal > COVERED_THRESHOLD
             if chunk.occluder is not None:
                 covered[part] |= chunk.occluder > COVERED_THRESHOLD
         return clean_plate(self.images, covered, needed).expand_as(self.images)

@@ -9,6 +9,7 @@ frames, on the model's device when it is a GPU (`work_device`).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .conditions import MASK_THRESHOLD_U8
 
@@ -32,22 +33,54 @@ def all_finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
-def bounding_box(mask: torch.Tensor, margin: int = 0) -> tuple[slice, slice] | None:
-    """``(rows, cols)`` slices of the smallest box holding every True pixel of ``mask`` ``[..., H, W]`` (bool) in
-    any frame, grown by ``margin`` pixels and clipped to the frame; None when no pixel is True.
+def footprint(masks: torch.Tensor) -> torch.Tensor:
+    """``[..., H, W]`` -> ``[H, W]`` bool: True where any frame (any leading index) is on: True for bool masks,
+    above 0 for numbers. Reduced with ``amax`` (bool viewed as uint8): PyTorch's bool ``any`` over a 1080p
+    frame is more than ten times slower."""
+    x = masks.view(torch.uint8) if masks.dtype == torch.bool else masks
+    x = x.reshape(-1, *x.shape[-2:]) if x.dim() > 3 and x.shape[0] == 1 else x  # [1, T, H, W]: a view
+    if x.dim() > 2:
+        x = x.amax(dim=tuple(range(x.dim() - 2)))
+    return x > 0
 
-    The frames are OR-ed first (one pass over the mask), then the ``[H, W]`` footprint is reduced to its rows and
-    columns: at 1080p this is a third of the cost of reducing the whole mask along each axis."""
-    footprint = mask
-    while footprint.dim() > 2:
-        footprint = footprint.any(dim=0)
-    rows = footprint.any(dim=1).nonzero()
+
+def bounding_box(mask: torch.Tensor, margin: int = 0) -> tuple[slice, slice] | None:
+    """``(rows, cols)`` slices of the smallest box holding every on pixel (True, or above 0) of ``mask``
+    ``[..., H, W]`` in any frame, grown by ``margin`` pixels and clipped to the frame; None when none is on.
+    One pass over the mask (`footprint`), then over its ``[H, W]`` footprint."""
+    on = footprint(mask).view(torch.uint8)
+    rows = on.amax(dim=1).nonzero()
     if not rows.numel():
         return None
-    cols = footprint.any(dim=0).nonzero()
-    h, w = footprint.shape
+    cols = on.amax(dim=0).nonzero()
+    h, w = on.shape
     return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, h)),
             slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, w)))
+
+
+def dilate(masks: torch.Tensor, radius: int) -> torch.Tensor:
+    """The maximum over the ``(2 radius + 1)`` square around each pixel of ``masks`` ``[..., H, W]`` (outside
+    the frame does not count): bool masks -> bool (grown by ``radius``), numbers -> float32.
+
+    Separable, so never ``(2 radius + 1)^2`` comparisons per pixel: bool masks by window sums of a cumulative
+    sum per axis (a constant cost whatever the radius: growing a 1080p mask by 16 px costs what growing it by 1
+    does), numbers by two 1-D max pools."""
+    if radius <= 0:
+        return masks if masks.dtype == torch.bool else masks.float()
+    if masks.dtype == torch.bool:
+        counts = masks.to(torch.int32)
+        for dim in (-1, -2):
+            n = counts.shape[dim]
+            total = F.pad(counts.cumsum(dim), (1, 0) if dim == -1 else (0, 0, 1, 0))  # a leading 0 per line
+            index = torch.arange(n, device=masks.device)
+            counts = (total.index_select(dim, (index + radius + 1).clamp_(max=n))
+                      - total.index_select(dim, (index - radius).clamp_(min=0)))
+        return counts > 0
+    flat = masks.reshape(-1, 1, *masks.shape[-2:]).float()
+    k = 2 * radius + 1
+    flat = F.max_pool2d(flat, (1, k), stride=1, padding=(0, radius))
+    flat = F.max_pool2d(flat, (k, 1), stride=1, padding=(radius, 0))
+    return flat.reshape(masks.shape)
 
 
 def work_device(pipe) -> torch.device:

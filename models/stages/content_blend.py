@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .chunking import bounding_box
+from .chunking import bounding_box, dilate
 
 DEFAULT_KEEP_VISIBLE_PIXELS = True
 GAIN_BAND = 3  # processing pixels of visible part along the hidden border used for the colour gain
@@ -41,7 +41,7 @@ def colour_gains(footage: torch.Tensor, render: torch.Tensor, visible: torch.Ten
         hidden: ``[T, h, w]`` bool, its hidden part at the processing size.
         band: width in pixels of the band of visible pixels next to hidden ones.
     """
-    near_hidden = F.max_pool2d(hidden[:, None].float(), 2 * band + 1, stride=1, padding=band)[:, 0] > 0
+    near_hidden = dilate(hidden, band)
     # one pixel in from the visible edge: edge pixels of the resized footage mix in the occluder's colour
     core = F.max_pool2d((~visible)[:, None].float(), 3, stride=1, padding=1)[:, 0] == 0
     weight = (core & near_hidden).unsqueeze(-1).float()  # [T, h, w, 1]

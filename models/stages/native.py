@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import conditions as C
-from .chunking import MaskFormat, all_finite, chunks
+from .chunking import MaskFormat, all_finite, chunks, footprint
 from .content_blend import colour_gains, compose_chunk
 from .region import Box, frame_box, object_box, visible_extent
 from .upscale import upscale_chunk
@@ -38,9 +38,9 @@ def object_boxes(modal: torch.Tensor, fmt: MaskFormat, size: tuple[int, int], re
         rows = torch.zeros(frame[0], dtype=torch.bool)
         cols = torch.zeros(frame[1], dtype=torch.bool)
         for part in chunks(obj.shape[0]):
-            footprint = fmt.on(obj[part]).any(dim=0)
-            rows |= footprint.any(dim=1)
-            cols |= footprint.any(dim=0)
+            on = footprint(fmt.on(obj[part])).view(torch.uint8)
+            rows |= on.amax(dim=1) > 0
+            cols |= on.amax(dim=0) > 0
         extent = visible_extent(rows, cols)
         if extent is None:
             logger.warning("Diffusion-VAS: object %d is never visible; processing it on the whole frame.", index)
