@@ -175,21 +175,22 @@ def _move(scene: "_Scene", alpha, feather, offset: tuple[int, int], image, mask)
     hole = feather_alpha(scene.visible(), feather, outward=True)
     _union(mask, hole)  # the hole first (the objects' holes united), then the moved objects over it
     _over(image, scene.plate(), mask)
-    _paint(image, scene.rgb, alpha, offset)
-    for layer in alpha:
-        _over(mask, None, layer, offset)
+    for object_rgb, layer in zip(scene.rgb, alpha):  # each object's box found once, for its colours and its mask
+        box = bounding_box(layer)
+        _over(image, object_rgb, layer, offset, box)
+        _over(mask, None, layer, offset, box)
 
 
-def _over(base: torch.Tensor, rgb: torch.Tensor | None, alpha: torch.Tensor, offset: tuple[int, int] = (0, 0)
-          ) -> None:
+def _over(base: torch.Tensor, rgb: torch.Tensor | None, alpha: torch.Tensor, offset: tuple[int, int] = (0, 0),
+          box: tuple[slice, slice] | None = ...) -> None:
     """Draws ``rgb`` ``[T,H,W(,C)]`` at ``alpha`` ``[T,H,W]`` over ``base`` ``[T,H,W(,C)]`` in place, both
     moved by ``offset = (x, y)`` pixels (right, down; what leaves the frame is dropped). ``rgb=None`` draws 1
     (the union of alphas: ``base + alpha * (1 - base)``, as ``alpha + base * (1 - alpha)``).
 
     Exact at alpha 0 and 1 (``lerp`` returns the ends there). Only the bounding box of ``alpha > 0`` is touched:
     at 1080p an object or occluder covers a small part of the frame, and a broadcast blend of every pixel costs
-    more than the edit itself."""
-    box = bounding_box(alpha > 0)
+    more than the edit itself. ``box``: `bounding_box` of ``alpha`` when the caller has it."""
+    box = bounding_box(alpha) if box is ... else box
     if box is None:
         return
     h, w = alpha.shape[-2:]
