@@ -233,6 +233,7 @@ def test_stage_input_errors(case_inputs, model1, model2):
         (stages.AmodalContentSVD, dict(content_node, modal_masks=modal[:, :45]), "resize the masks"),
         (stages.AmodalContentSVD, dict(content_node, images=images[..., :2]), "3 colour channels"),
         (stages.AmodalContentSVD, dict(content_node, images=images[0]), "expected an IMAGE"),
+        (stages.AmodalContentSVD, dict(content_node, images=images * float("nan")), "NaN"),
         (stages.AmodalContentSVD, dict(content_node, height=60), "multiples of 8"),
     ]
     for cls, inputs, message in cases:
