@@ -6,12 +6,12 @@ calls AmodalMaskSVD, AmodalContentSVD and every CompositeEdit mode, with the tin
 ``--processing``, ``--steps`` steps). AmodalContentSVD and CompositeEdit get the clip's true amodal masks: the tiny
 random-weight model's stage-1 masks are noise all over the frame, a case no real footage has (it costs stage 2
 about twice as much, every pixel being on a visible/hidden border). The model's share is the same call on a small
-copy of the clip (135x240): the model works at the processing size whatever the input size, so ``(time at full
-size - time on the small copy) / frames`` is the pack's own cost per frame (conditions, upscaling, compositing,
-checks). Every call runs ``--repeats`` times at each size, the sizes alternating, and the fastest run of each
-counts (a shared machine's slow spells only ever add time). Peak extra RSS is the highest resident memory during
-the call above the resident memory before it (sampled every 2 ms; the highest of the runs), shown against the
-bytes of the call's inputs.
+copy of the clip (135x240): the model works at the processing size whatever the input size, so ``(time at full size
+- time on the small copy) / frames`` is the pack's own cost per frame (conditions, upscaling, compositing, checks).
+Every call runs ``--repeats`` times as a pair, on the small copy and at full size right after (so both see the
+machine in the same state), and the median pair by its difference is shown. Peak extra RSS is the highest resident
+memory during the call above the resident memory before it (sampled every 2 ms; the highest of the runs), shown
+against the bytes of the call's inputs.
 
 Quality (``--quality``): synthetic clips rendered at the input size, one with small and one with large objects,
 through the stage functions with an `OracleSampler` (the ground truth at the processing size behind the
@@ -137,25 +137,30 @@ def measure_speed(args) -> list[dict]:
     model1 = loader.DiffusionVASLoader().load(model=str(args.stage1), precision="fp32")[0]
     model2 = loader.DiffusionVASLoader().load(model=str(args.stage2), precision="fp32")[0]
     fast = dict(steps=args.steps, width=args.processing[1], height=args.processing[0], seed=1)
-    timings = {}
     clips = {label: speed_clip(args.frames, size) for label, size in (("small", SMALL_COPY), ("full", args.size))}
-    for repeat in range(args.repeats):  # the sizes alternate, so a slow spell of the machine hits both
-        for label, inputs in clips.items():
-            for name, held, call in node_calls(inputs, model1, model2, fast):
+    runs: dict[str, list] = {}
+    for repeat in range(args.repeats):
+        calls = {label: node_calls(inputs, model1, model2, fast) for label, inputs in clips.items()}
+        # each call on the small copy, then at full size right after: a pair shares the machine's state of the
+        # moment (a shared machine has slow spells lasting seconds), and the pair's difference is the pack's cost
+        for small, full in zip(calls["small"], calls["full"]):
+            pair = []
+            for label, (name, held, call) in (("small", small), ("full", full)):
                 with PeakRSS() as memory:
                     start = time.perf_counter()
                     call()
                     seconds = time.perf_counter() - start
-                runs = timings.setdefault(name, {}).setdefault(label, [])
-                runs.append((seconds, memory.extra, nbytes(*held())))
-                logger.info("%s at %s (run %d): %.2f s, peak extra RSS %.2f GiB", name, tuple(inputs["images"].shape[1:3]),
-                            repeat + 1, seconds, memory.extra / 2 ** 30)
+                pair.append((seconds, memory.extra, nbytes(*held())))
+                logger.info("%s at %s (run %d): %.2f s, peak extra RSS %.2f GiB", name,
+                            tuple(clips[label]["images"].shape[1:3]), repeat + 1, seconds, memory.extra / 2 ** 30)
+            runs.setdefault(full[0], []).append(pair)
     rows = []
-    for name, runs in timings.items():
-        # the fastest run of each size (the one least disturbed by other work), the highest memory of any run
-        full, small = min(s for s, _, _ in runs["full"]), min(s for s, _, _ in runs["small"])
+    for name, pairs in runs.items():
+        # the median pair (by the difference), the highest memory of any run
+        pairs = sorted(pairs, key=lambda pair: pair[1][0] - pair[0][0])
+        (small, _, _), (full, _, inputs) = pairs[len(pairs) // 2]
         rows.append(dict(call=name, seconds=full, model=small, own=(full - small) / args.frames,
-                         extra=max(e for _, e, _ in runs["full"]), inputs=runs["full"][0][2]))
+                         extra=max(pair[1][1] for pair in pairs), inputs=inputs))
     return rows
 
 
@@ -225,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processing", type=parse_size, default=(64, 128), help="speed: processing size (64x128)")
     parser.add_argument("--steps", type=int, default=2, help="speed: denoising steps (2)")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="speed: runs of every call at each size, alternating; the fastest counts (3)")
+                        help="speed: (small copy, full size) pairs of runs of every call; the median pair counts (3)")
     parser.add_argument("--stage1", type=Path, default=SHARED / "tiny-amodal-segmentation")
     parser.add_argument("--stage2", type=Path, default=SHARED / "tiny-content-completion")
     parser.add_argument("--quality-frames", type=int, default=8, help="frames of each quality clip (8)")
@@ -250,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.speed or both:
         rows = measure_speed(args)
         print(f"\n{args.frames} frames, processing {args.processing[0]}x{args.processing[1]}, {args.steps} steps, "
-              f"fastest of {args.repeats} runs")
+              f"median of {args.repeats} pairs of runs")
         print("| node call | total s | model's share s (small copy) | pack's own s/frame | peak extra RSS | inputs | ratio |")
         print("|---|---|---|---|---|---|---|")
         for r in rows:

@@ -58,19 +58,24 @@ def pil_resize(frames: torch.Tensor, size: tuple[int, int], resample=Image.BILIN
 
 
 def _frame_to_uint8(frame: torch.Tensor, block: int = 1 << 18) -> torch.Tensor:
-    """One frame ``[H, W(, C)]`` -> uint8 on the CPU with `to_uint8`'s arithmetic (clamp to 0..1, * 255, round),
-    in bands of rows of about ``block`` values through one small buffer: at 1080p the four whole-frame temporaries
-    of the plain expression cost more than PIL's resize."""
+    """One frame ``[H, W(, C)]`` -> uint8 on the CPU with `to_uint8`'s arithmetic (clamp to 0..1, * 255, round
+    half to even), in bands of rows of about ``block`` values through one small float32 buffer: at 1080p the four
+    whole-frame temporaries of the plain expression cost more than PIL's resize. NumPy's ufuncs release the GIL,
+    so frames convert in parallel on `pil_resize`'s threads (torch's do not scale there)."""
     frame = frame.cpu()
     if frame.dtype in (torch.uint8, torch.bool):
         return to_uint8(frame)
-    out = torch.empty(frame.shape, dtype=torch.uint8)
-    rows = max(1, block // max(1, frame[0].numel()))
-    buffer = torch.empty((min(rows, frame.shape[0]), *frame.shape[1:]), dtype=torch.float32)
-    for top in range(0, frame.shape[0], rows):
-        part = buffer[:min(rows, frame.shape[0] - top)]
-        out[top:top + rows] = part.copy_(frame[top:top + rows]).clamp_(0, 1).mul_(255).round_()
-    return out
+    source = frame.float().numpy()  # float32 as it is (a view); other float types converted, as to_uint8 does
+    out = np.empty(source.shape, dtype=np.uint8)
+    rows = max(1, block // max(1, source[0].size))
+    buffer = np.empty((min(rows, source.shape[0]), *source.shape[1:]), dtype=np.float32)
+    for top in range(0, source.shape[0], rows):
+        part = buffer[:min(rows, source.shape[0] - top)]
+        np.clip(source[top:top + rows], 0, 1, out=part)
+        np.multiply(part, 255, out=part)
+        np.rint(part, out=part)
+        out[top:top + rows] = part
+    return torch.from_numpy(out)
 
 
 def _to_unit_range(frames_u8: torch.Tensor) -> torch.Tensor:
