@@ -265,6 +265,27 @@ def test_clean_plate_along_a_diagonal_path_equals_the_full_plate_there(monkeypat
     assert torch.isfinite(limited).all()
 
 
+def test_plate_falls_back_to_the_whole_frame_when_no_background_is_near():
+    """The occluder sits inside a large object, so nothing around it is ever background: the plate is built
+    from the whole frame (the fill reaches the far background) instead of failing or leaving holes."""
+    g = torch.Generator().manual_seed(11)
+    frames, height, width = 3, 40, 120
+    images, rgb = torch.rand(frames, height, width, 3, generator=g), torch.rand(frames, height, width, 3, generator=g)
+    amodal = torch.zeros(frames, height, width)
+    amodal[:, :, :80] = 1  # the object covers the left two thirds in every frame
+    occluder = torch.zeros(frames, height, width)
+    occluder[:, 10:20, 10:20] = 1
+    out, _ = composite_edit(images, rgb, amodal, "remove_occluder", occluder_masks=occluder, modal_masks=amodal)
+    assert torch.isfinite(out).all()
+    from diffusion_vas.models.editing.composite import _Scene
+
+    scene = _Scene.build(images, rgb, amodal, amodal, occluder, None)
+    used = scene.plate(scene.repainted("remove_occluder", 0.0))[0]  # the plate the edit draws under the object
+    whole = clean_plate(images, (amodal > 0.5) | (occluder > 0.5))
+    hole = (occluder > 0).any(dim=0)
+    assert torch.allclose(used[hole], whole[hole])
+
+
 def test_dilate_is_the_square_maximum():
     from diffusion_vas.models.stages.chunking import dilate
 

@@ -43,7 +43,7 @@ import kornia
 import torch
 
 from ..stages.chunking import all_finite, bounding_box, chunks, dilate, footprint
-from .clean_plate import clean_plate
+from .clean_plate import NEEDED_MARGIN, clean_plate
 
 MODES = ("reveal", "xray", "remove_occluder", "layer", "move")
 COVERED_THRESHOLD = 0.5  # a mask pixel counts as covered above this value
@@ -316,18 +316,35 @@ class _Scene:
 
     def plate(self, needed: torch.Tensor | None = None) -> torch.Tensor:
         """``[T,H,W,3]``: the given background, or the clean plate of what neither objects nor occluders cover
-        (computed where ``needed`` ``[H, W]`` says the edit draws it; everywhere when None)."""
+        (computed where ``needed`` ``[H, W]`` says the edit draws it; everywhere when None).
+
+        Only the box around ``needed`` (grown by the clean plate's context margin) is read: a small object in a
+        4K clip costs its box, not the frame. When nothing in that box is ever background, the whole frame is."""
         if self.background is not None:
             return self.background
+        t, h, w = self.images.shape[:3]
+        whole = (slice(0, h), slice(0, w))
+        box = whole if needed is None else bounding_box(needed, margin=NEEDED_MARGIN) or whole
+        covered = self._covered(box)
+        if box != whole and bool((covered.view(torch.uint8).amin(dim=0) > 0).all()):
+            box, covered = whole, self._covered(whole)  # no background near the needed pixels: the whole frame
+        plate = torch.zeros(h, w, 3, dtype=torch.float32, device=self.images.device)
+        plate[box] = clean_plate(self.images[:, box[0], box[1]], covered, None if needed is None else needed[box])
+        return plate.expand_as(self.images)
+
+    def _covered(self, box: tuple[slice, slice]) -> torch.Tensor:
+        """``[T, h, w]`` bool in ``box``: where an object or an occluder is (built a few frames at a time)."""
         t = self.images.shape[0]
-        covered = torch.empty(self.images.shape[:3], dtype=torch.bool, device=self.images.device)
-        for part in chunks(t):  # bool, built a few frames at a time
+        covered = torch.empty(t, box[0].stop - box[0].start, box[1].stop - box[1].start, dtype=torch.bool,
+                              device=self.images.device)
+        for part in chunks(t):
             chunk = self.frames(part)
-            amodal = chunk.amodal[0] if len(chunk.amodal) == 1 else chunk.amodal.amax(dim=0)  # any object
+            amodal = chunk.amodal[..., box[0], box[1]]
+            amodal = amodal[0] if len(amodal) == 1 else amodal.amax(dim=0)  # any object
             covered[part] = amodal > COVERED_THRESHOLD
             if chunk.occluder is not None:
-                covered[part] |= chunk.occluder > COVERED_THRESHOLD
-        return clean_plate(self.images, covered, needed).expand_as(self.images)
+                covered[part] |= chunk.occluder[..., box[0], box[1]] > COVERED_THRESHOLD
+        return covered
 
 
 def _objects(x: torch.Tensor, name: str, images: torch.Tensor, colour: bool) -> torch.Tensor:
