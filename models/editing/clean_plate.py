@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 DIFFUSION_PASSES = 64  # 3x3 mean passes over the never-seen pixels after the pyramid fill
 BAND_ELEMENTS = 1 << 22  # the median is taken over bands of rows holding about this many values (16 MB as float)
-NEEDED_MARGIN = 16  # pixels around ``needed`` whose median is taken too, as context for the fill of unseen ones
+NEEDED_MARGIN = 16  # pixels around never-seen ``needed`` ones whose median is taken too, as context for their fill
 
 
 def clean_plate(images: torch.Tensor, covered: torch.Tensor, needed: torch.Tensor | None = None) -> torch.Tensor:
@@ -35,7 +35,8 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor, needed: torch.Tenso
         images: ``[T, H, W, 3]`` float frames.
         covered: ``[T, H, W]`` bool, True where something other than background (object, occluder) is.
         needed: optional ``[H, W]`` bool, the pixels the caller will draw the plate at; the plate is computed
-            there and `NEEDED_MARGIN` pixels around them (in spans of rows; 0 elsewhere). None: everywhere.
+            there, and `NEEDED_MARGIN` pixels around the never-seen ones as context for their fill (in spans of
+            rows; 0 elsewhere). None: everywhere.
 
     Returns:
         ``[H, W, 3]`` float32: the median over the uncovered frames of each pixel (exact when a pixel is seen in
@@ -60,7 +61,8 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor, needed: torch.Tenso
 
 
 def _plate_where_needed(images, covered, seen, needed) -> torch.Tensor:
-    """The plate at the pixels of ``needed`` grown by `NEEDED_MARGIN`, 0 elsewhere. Rows are walked in bands and
+    """The plate at the pixels of ``needed`` (and `NEEDED_MARGIN` pixels around the never-seen ones among them, the
+    context of their fill), 0 elsewhere. Rows are walked in bands and
     each band's median covers only the columns its needed pixels span (contiguous slices: a gather of scattered
     pixels costs more than the median it saves), so an object moving diagonally costs its path, not its box."""
     t, h, w = covered.shape
@@ -70,7 +72,8 @@ def _plate_where_needed(images, covered, seen, needed) -> torch.Tensor:
         return plate
     if not bool(seen[box].any()):  # nothing near the needed pixels is ever background
         return clean_plate(images, covered)
-    wanted = dilate(needed[box], NEEDED_MARGIN)
+    # the needed pixels, and a margin of context around those of them never seen (what their fill is made from)
+    wanted = needed[box] | dilate(needed[box] & ~seen[box], NEEDED_MARGIN)
     median, computed = _uncovered_median(images[:, box[0], box[1]], covered[:, box[0], box[1]], wanted)
     known = seen[box] & computed
     if not bool(known.any()):  # the background near the needed pixels lies outside their rows' spans
