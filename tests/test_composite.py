@@ -286,6 +286,19 @@ def test_plate_falls_back_to_the_whole_frame_when_no_background_is_near():
     assert torch.allclose(used[hole], whole[hole])
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_masks_outside_0_1_act_as_clamped(mode):
+    """Mask values are read clamped to 0..1 (1.7 is fully on, -0.3 off), in every mode, as clamped masks give."""
+    images, rgb, amodal, modal, occluder = _clip(6)
+    def stretched(m):
+        return torch.where(m > 0, m * 1.7, torch.full_like(m, -0.3))
+    args = dict(modal_masks=modal, occluder_masks=occluder, offset=(2, 1))
+    expected = composite_edit(images, rgb, amodal, mode, **args)
+    got = composite_edit(images, rgb, stretched(amodal), mode, modal_masks=stretched(modal),
+                         occluder_masks=stretched(occluder), offset=(2, 1))
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
 def test_dilate_is_the_square_maximum():
     from diffusion_vas.models.stages.chunking import dilate
 

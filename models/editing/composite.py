@@ -99,7 +99,7 @@ def _edit(scene: "_Scene", mode, opacity, feather, offset, outline_color, outlin
     """One mode on a few frames (float32 chunks), written into the output views ``image`` ``[t,H,W,3]`` and
     ``mask`` ``[t,H,W]``: the frames are copied once and every layer is blended in place in its bounding box (no
     whole-frame temporaries: at 1080p a fresh frame-sized buffer costs more than the blend)."""
-    alpha = feather_alpha(scene.amodal, feather)
+    alpha = _alpha(scene.amodal, feather)
     if mode == "layer":
         image.copy_(scene.rgb[0])
         _paint(image, scene.rgb[1:], alpha[1:])
@@ -115,6 +115,12 @@ def _edit(scene: "_Scene", mode, opacity, feather, offset, outline_color, outlin
             _remove_occluder(scene, alpha, feather, image, mask)
         else:
             _move(scene, alpha, feather, offset, image, mask)
+
+
+def _alpha(masks: torch.Tensor, feather: float, outward: bool = False) -> torch.Tensor:
+    """`feather_alpha` for the blends here: with ``feather = 0`` the masks as they are (no whole-frame copy to
+    clamp them; `_over` and `_union` clamp what they read to 0..1, in the box they touch)."""
+    return masks.float() if feather <= 0 else feather_alpha(masks, feather, outward)
 
 
 def feather_alpha(masks: torch.Tensor, feather: float, outward: bool = False) -> torch.Tensor:
@@ -155,7 +161,7 @@ def _xray(scene: "_Scene", feather, opacity, color, width, image, mask) -> None:
         raise ValueError(
             "mode 'xray' needs modal_masks (the visible part) or occluder_masks to know which part is hidden."
         )
-    hidden = feather_alpha((scene.amodal - scene.visible()).clamp(0, 1), feather)
+    hidden = _alpha((scene.amodal - scene.visible()).clamp(0, 1), feather)
     image.copy_(scene.images)
     _paint(image, scene.rgb, hidden * opacity)
     image[outline(scene.amodal, width).any(dim=0)] = image.new_tensor(color)
@@ -165,14 +171,14 @@ def _xray(scene: "_Scene", feather, opacity, color, width, image, mask) -> None:
 def _remove_occluder(scene: "_Scene", alpha, feather, image, mask) -> None:
     if scene.occluder is None:
         raise ValueError("mode 'remove_occluder' needs occluder_masks: connect the masks of what hides the object.")
-    occluder = feather_alpha(scene.occluder, feather, outward=True)
+    occluder = _alpha(scene.occluder, feather, outward=True)
     _over(image, scene.plate(), occluder)
     _paint(image, scene.rgb, alpha)
-    _union(mask, torch.cat([occluder[None], alpha]))
+    _union(mask, [occluder, *alpha])
 
 
 def _move(scene: "_Scene", alpha, feather, offset: tuple[int, int], image, mask) -> None:
-    hole = feather_alpha(scene.visible(), feather, outward=True)
+    hole = _alpha(scene.visible(), feather, outward=True)
     _union(mask, hole)  # the hole first (the objects' holes united), then the moved objects over it
     _over(image, scene.plate(), mask)
     for object_rgb, layer in zip(scene.rgb, alpha):  # each object's box found once, for its colours and its mask
@@ -187,9 +193,10 @@ def _over(base: torch.Tensor, rgb: torch.Tensor | None, alpha: torch.Tensor, off
     moved by ``offset = (x, y)`` pixels (right, down; what leaves the frame is dropped). ``rgb=None`` draws 1
     (the union of alphas: ``base + alpha * (1 - base)``, as ``alpha + base * (1 - alpha)``).
 
-    Exact at alpha 0 and 1 (``lerp`` returns the ends there). Only the bounding box of ``alpha > 0`` is touched:
-    at 1080p an object or occluder covers a small part of the frame, and a broadcast blend of every pixel costs
-    more than the edit itself. ``box``: `bounding_box` of ``alpha`` when the caller has it."""
+    ``alpha`` is clamped to 0..1 as it is read. Exact at alpha 0 and 1 (``lerp`` returns the ends there). Only
+    the bounding box of ``alpha > 0`` is touched: at 1080p an object or occluder covers a small part of the frame,
+    and a broadcast blend of every pixel costs more than the edit itself. ``box``: `bounding_box` of ``alpha``
+    when the caller has it."""
     box = bounding_box(alpha) if box is ... else box
     if box is None:
         return
@@ -201,7 +208,7 @@ def _over(base: torch.Tensor, rgb: torch.Tensor | None, alpha: torch.Tensor, off
         return
     source = (slice(None), slice(top, bottom), slice(left, right))
     target = base[:, top + dy:bottom + dy, left + dx:right + dx]
-    weight = alpha[source].to(base.dtype)
+    weight = alpha[source].to(base.dtype).clamp(0, 1)
     if rgb is None:
         target.mul_(1 - weight).add_(weight)
     else:
@@ -215,10 +222,10 @@ def _paint(base: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor, offset: t
         _over(base, object_rgb, object_alpha, offset)
 
 
-def _union(out: torch.Tensor, alpha: torch.Tensor) -> None:
-    """Writes into ``out`` ``[T,H,W]`` the alpha of layers ``[N,T,H,W]`` stacked with "over" (the first layer
-    itself when N = 1)."""
-    out.copy_(alpha[0])
+def _union(out: torch.Tensor, alpha) -> None:
+    """Writes into ``out`` ``[T,H,W]`` the alpha of layers (``[N,T,H,W]`` or a sequence of ``[T,H,W]``, each
+    clamped to 0..1) stacked with "over" (the first layer itself when N = 1)."""
+    torch.clamp(alpha[0], 0, 1, out=out)
     for layer in alpha[1:]:
         _over(out, None, layer)
 
