@@ -31,7 +31,21 @@ def _clip(seed: int = 0):
 
 def _run(node_inputs: dict):
     node = CompositeEdit()
-    return getattr(node, CompositeEdit.FUNCTION)(**node_inputs)
+    with torch.inference_mode():  # as ComfyUI's executor runs nodes
+        return getattr(node, CompositeEdit.FUNCTION)(**node_inputs)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_runs_under_inference_mode_on_inference_tensors(mode):
+    """ComfyUI runs nodes under torch.inference_mode() on tensors made there; the clean plate's worker threads
+    write into them (a thread does not inherit the mode: it is set in each worker). Same result as outside."""
+    images, rgb, amodal, modal, occluder = _clip(12)
+    args = dict(modal_masks=modal, occluder_masks=occluder, offset=(3, 2))
+    expected = composite_edit(images, rgb, amodal, mode, **args)
+    with torch.inference_mode():
+        inputs = [x.clone() for x in (images, rgb, amodal, modal, occluder)]  # inference tensors, as node outputs are
+        got = composite_edit(*inputs[:3], mode, modal_masks=inputs[3], occluder_masks=inputs[4], offset=(3, 2))
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
 
 
 def test_reveal_hard_edges_is_exact():

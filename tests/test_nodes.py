@@ -32,10 +32,12 @@ def declared_inputs(cls) -> dict:
 
 
 def run(cls, **inputs):
-    """Calls a node the way ComfyUI's executor does, after checking every input is declared."""
+    """Calls a node the way ComfyUI's executor does (under ``torch.inference_mode()``), after checking every input
+    is declared."""
     unknown = set(inputs) - set(declared_inputs(cls))
     assert not unknown, f"{cls.__name__} does not declare {unknown}"
-    return getattr(cls(), cls.FUNCTION)(**inputs)
+    with torch.inference_mode():
+        return getattr(cls(), cls.FUNCTION)(**inputs)
 
 
 def as_image(frames: torch.Tensor) -> torch.Tensor:

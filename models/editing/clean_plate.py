@@ -14,12 +14,12 @@ their real surroundings), which is most of the cost at HD sizes; the plate elsew
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
 
 from ..stages.chunking import bounding_box, dilate
+from ..stages.threads import thread_map
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +132,7 @@ def _uncovered_median(images: torch.Tensor, covered: torch.Tensor, wanted: torch
         for top in range(0, h, rows):
             band(top)
     else:
-        with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-            list(pool.map(band, range(0, h, rows)))  # list(): re-raises a band's exception here
+        thread_map(band, range(0, h, rows))
     return median if wanted is None else (median, computed)
 
 

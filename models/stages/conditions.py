@@ -6,14 +6,13 @@ Shapes: masks ``[T, H, W]`` (bool, uint8 0/255 or float 0..1), RGB ``[T, H, W, 3
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from ..depth.estimator import normalize_depth
+from .threads import thread_map
 
 MASK_THRESHOLD_U8 = 128  # reference: a mask pixel is "on" when its 8-bit value is > 128
 AMODAL_SUM_THRESHOLD = 600  # reference: decoded pixel is amodal when R + G + B (uint8) > 600
@@ -53,8 +52,7 @@ def pil_resize(frames: torch.Tensor, size: tuple[int, int], resample=Image.BILIN
     def one(frame: torch.Tensor) -> np.ndarray:
         return np.asarray(Image.fromarray(_frame_to_uint8(frame).numpy()).resize((w, h), resample=resample))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(torch.get_num_threads(), len(frames)))) as pool:
-        return torch.from_numpy(np.stack(list(pool.map(one, frames))))
+    return torch.from_numpy(np.stack(thread_map(one, frames)))
 
 
 def _frame_to_uint8(frame: torch.Tensor, block: int = 1 << 18) -> torch.Tensor:
