@@ -222,6 +222,14 @@ def measure_quality(args) -> list[dict]:
 
 # -- main -------------------------------------------------------------------------------------------------------
 
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    """A Markdown table (as the README quotes it)."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=48, help="frames of the speed clip (default 48)")
@@ -256,20 +264,18 @@ def main(argv: list[str] | None = None) -> None:
         rows = measure_speed(args)
         print(f"\n{args.frames} frames, processing {args.processing[0]}x{args.processing[1]}, {args.steps} steps, "
               f"median of {args.repeats} pairs of runs")
-        print("| node call | total s | model's share s (small copy) | pack's own s/frame | peak extra RSS | inputs | ratio |")
-        print("|---|---|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['call']} | {r['seconds']:.2f} | {r['model']:.2f} | {r['own']:.3f} | "
-                  f"{r['extra'] / 2 ** 30:.2f} GiB | {r['inputs'] / 2 ** 30:.2f} GiB | {r['extra'] / r['inputs']:.2f}x |")
+        print_table(["node call", "total s", "model's share s (small copy)", "pack's own s/frame", "peak extra RSS",
+                     "inputs", "ratio"],
+                    [[r["call"], f"{r['seconds']:.2f}", f"{r['model']:.2f}", f"{r['own']:.3f}",
+                      f"{r['extra'] / 2 ** 30:.2f} GiB", f"{r['inputs'] / 2 ** 30:.2f} GiB",
+                      f"{r['extra'] / r['inputs']:.2f}x"] for r in rows])
     if args.quality or both:
         rows = measure_quality(args)
         print(f"\noracle sampler, processing {args.quality_processing[0]}x{args.quality_processing[1]}, "
               f"{args.quality_frames} frames at {args.size[0]}x{args.size[1]}")
-        print("| objects | region | upscale | IoU | boundary F (1 px) | visible-pixel error |")
-        print("|---|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['objects']} | {r['region']} | {r['upscale']} | {100 * r['iou']:.2f} | {100 * r['bf']:.2f} | "
-                  f"{r['visible_error']:.1g} |")
+        print_table(["objects", "region", "upscale", "IoU", "boundary F (1 px)", "visible-pixel error"],
+                    [[r["objects"], r["region"], r["upscale"], f"{100 * r['iou']:.2f}", f"{100 * r['bf']:.2f}",
+                      f"{r['visible_error']:.1g}"] for r in rows])
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
 

@@ -65,16 +65,13 @@ def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -
     return out
 
 
-def frames_of(tensor, name: str, channels: int | None, check_finite: bool = True) -> torch.Tensor:
-    """Checks an IMAGE input: ``[T, H, W, C]`` finite values (``check_finite=False`` where the engine call the
-    frames go to checks them: one pass over a 1080p clip, not two); keeps the first ``channels`` channels (a
-    view)."""
+def frames_of(tensor, name: str, channels: int | None) -> torch.Tensor:
+    """Checks an IMAGE input's shape ``[T, H, W, C]``; keeps the first ``channels`` channels (a view). Its values
+    are checked (NaN, infinity) by the engine call the frames go to: one pass over a 1080p clip, not two."""
     if not torch.is_tensor(tensor) or tensor.ndim != 4:
         raise ValueError(f"{name}: expected an IMAGE [frames, height, width, channels], got {_shape(tensor)}.")
     if channels is not None and tensor.shape[-1] < channels:
         raise ValueError(f"{name}: expected {channels} colour channels, got {tensor.shape[-1]}.")
-    if check_finite and not all_finite(tensor):
-        raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
     return tensor if channels is None else tensor[..., :channels]
 
 

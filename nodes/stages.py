@@ -249,7 +249,7 @@ class AmodalContentSVD:
                  region=DEFAULT_REGION, **widgets):
         model.require_stage("completion", "AmodalContentSVD")
         size = processing_size(widgets)
-        images = frames_of(images, "images", 3, check_finite=False)  # complete_content checks them
+        images = frames_of(images, "images", 3)
         frames, image_size = images.shape[0], tuple(images.shape[1:3])
         modal = split_objects(modal_masks, frames, "modal_masks", "images")
         amodal = split_objects(amodal_masks, frames, "amodal_masks", "images")

@@ -14,6 +14,7 @@ their real surroundings), which is most of the cost at HD sizes; the plate elsew
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,12 +29,15 @@ BAND_ELEMENTS = 1 << 22  # the median is taken over bands of rows holding about 
 NEEDED_MARGIN = 16  # pixels around never-seen ``needed`` ones whose median is taken too, as context for their fill
 
 
-def clean_plate(images: torch.Tensor, covered: torch.Tensor, needed: torch.Tensor | None = None) -> torch.Tensor:
+def clean_plate(images: torch.Tensor, covered: torch.Tensor | Callable[[slice, slice], torch.Tensor],
+                needed: torch.Tensor | None = None) -> torch.Tensor:
     """Background plate of a clip.
 
     Args:
         images: ``[T, H, W, 3]`` float frames.
-        covered: ``[T, H, W]`` bool, True where something other than background (object, occluder) is.
+        covered: ``[T, H, W]`` bool, True where something other than background (object, occluder) is; or a
+            function ``(rows, cols) -> [T, h, w]`` bool giving it in a box, so a caller that builds it from its
+            masks builds only the box around ``needed`` (the whole frame when nothing near is ever background).
         needed: optional ``[H, W]`` bool, the pixels the caller will draw the plate at; the plate is computed
             there, and `NEEDED_MARGIN` pixels around the never-seen ones as context for their fill (in spans of
             rows; 0 elsewhere). None: everywhere.
@@ -45,43 +49,60 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor, needed: torch.Tenso
     Raises:
         ValueError: when ``covered`` hides every pixel in every frame (then there is no background to use).
     """
-    if covered.shape != images.shape[:3]:
+    t, h, w = images.shape[:3]
+    if callable(covered):
+        read = covered
+    elif covered.shape != images.shape[:3]:
         raise ValueError(f"covered must be [T, H, W] = {tuple(images.shape[:3])}, got {tuple(covered.shape)}.")
-    seen = covered.view(torch.uint8).amin(dim=0) == 0  # not covered in some frame (amin: faster than bool all)
+    else:
+        def read(rows: slice, cols: slice) -> torch.Tensor:
+            return covered[:, rows, cols]
+    plate = torch.zeros(h, w, 3, dtype=torch.float32, device=images.device)
+    box = None if needed is None or bool(needed.all()) else bounding_box(needed, margin=NEEDED_MARGIN)
+    if box is not None:
+        near = _plate_where_needed(images[:, box[0], box[1]], read(*box), needed[box])
+        if near is not None:
+            plate[box] = near
+            return plate
+        # nothing near the needed pixels is ever background: the plate of the whole frame
+    covered = read(slice(0, h), slice(0, w))
+    seen = _seen(covered)
     if not bool(seen.any()):
         raise ValueError(
             "No background pixel is visible in any frame (the masks cover the whole clip): "
             "pass a `background` plate, e.g. from an inpainting or object-removal node."
         )
-    if needed is not None and not bool(needed.all()):
-        return _plate_where_needed(images, covered, seen, needed)
-    median = _uncovered_median(images, covered)
+    if needed is not None and not bool(needed.any()):
+        return plate  # nothing is drawn with it
+    median, _ = _uncovered_median(images, covered)
     _log_unseen(seen)
     return fill_unseen(median, seen)
 
 
-def _plate_where_needed(images, covered, seen, needed) -> torch.Tensor:
-    """The plate at the pixels of ``needed`` (and `NEEDED_MARGIN` pixels around the never-seen ones among them, the
-    context of their fill), 0 elsewhere. Rows are walked in bands and
-    each band's median covers only the columns its needed pixels span (contiguous slices: a gather of scattered
-    pixels costs more than the median it saves), so an object moving diagonally costs its path, not its box."""
-    t, h, w = covered.shape
-    plate = torch.zeros(h, w, 3, dtype=torch.float32, device=images.device)
-    box = bounding_box(needed, margin=NEEDED_MARGIN)
-    if box is None:
-        return plate
-    if not bool(seen[box].any()):  # nothing near the needed pixels is ever background
-        return clean_plate(images, covered)
-    # the needed pixels, and a margin of context around those of them never seen (what their fill is made from)
-    wanted = needed[box] | dilate(needed[box] & ~seen[box], NEEDED_MARGIN)
-    median, computed = _uncovered_median(images[:, box[0], box[1]], covered[:, box[0], box[1]], wanted)
-    known = seen[box] & computed
+def _seen(covered: torch.Tensor) -> torch.Tensor:
+    """``[T, h, w]`` bool -> ``[h, w]``: not covered in some frame (amin of the uint8 view: faster than bool all)."""
+    return covered.view(torch.uint8).amin(dim=0) == 0
+
+
+def _plate_where_needed(images, covered, needed) -> torch.Tensor | None:
+    """The plate in the box around the needed pixels (``images``, ``covered`` and ``needed`` cut to that box) at
+    the pixels of ``needed`` and `NEEDED_MARGIN` pixels around the never-seen ones among them (the context of their
+    fill), 0 elsewhere; None when none of those pixels is ever background (the caller takes the whole frame).
+
+    Rows are walked in bands and each band's median covers only the columns its wanted pixels span (contiguous
+    slices: a gather of scattered pixels costs more than the median it saves), so an object moving diagonally
+    costs its path, not its box."""
+    seen = _seen(covered)
+    if not bool(seen.any()):
+        return None
+    wanted = needed | dilate(needed & ~seen, NEEDED_MARGIN)
+    median, computed = _uncovered_median(images, covered, wanted)
+    known = seen & computed
     if not bool(known.any()):  # the background near the needed pixels lies outside their rows' spans
-        return clean_plate(images, covered)
-    _log_unseen(seen[box] | ~computed)
+        return None
+    _log_unseen(seen | ~computed)
     filled = fill_unseen(median, known, smooth=computed)
-    plate[box] = torch.where(computed.unsqueeze(-1), filled, 0.0)
-    return plate
+    return torch.where(computed.unsqueeze(-1), filled, 0.0)
 
 
 def _log_unseen(seen: torch.Tensor) -> None:
@@ -90,13 +111,15 @@ def _log_unseen(seen: torch.Tensor) -> None:
         logger.info("Clean plate: %d pixels are never background; filling them from their surroundings.", unseen)
 
 
-def _uncovered_median(images: torch.Tensor, covered: torch.Tensor, wanted: torch.Tensor | None = None):
+def _uncovered_median(images: torch.Tensor, covered: torch.Tensor, wanted: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """``[T, h, w, 3]``, ``[T, h, w]`` -> ``[h, w, 3]`` float32: per pixel and channel the median of the values of
     the uncovered frames (the lower one of an even count, as ``torch.nanmedian``); unspecified where a pixel is
     covered in every frame (the caller fills those).
 
-    With ``wanted`` (``[h, w]`` bool) returns ``(median, computed)``: each band of rows is computed over the
-    columns its wanted pixels span only, ``computed`` ``[h, w]`` bool says where (the median is 0 elsewhere).
+    Returns ``(median, computed)``: with ``wanted`` (``[h, w]`` bool) each band of rows is computed over the
+    columns its wanted pixels span only, and ``computed`` (``[h, w]`` bool) says where (the median is 0
+    elsewhere); without it, everywhere.
 
     On the CPU the clip is walked in bands of rows of about `BAND_ELEMENTS` values, on all of torch's threads:
     each band is laid out time-last, covered values are set to +inf (they sort last), NumPy's vectorised sort
@@ -111,10 +134,12 @@ def _uncovered_median(images: torch.Tensor, covered: torch.Tensor, wanted: torch
 
     def band(top: int) -> None:
         part = slice(top, min(top + rows, h))
-        cols = slice(0, w) if wanted is None else bounding_box(wanted[part])
-        if cols is None:
-            return
-        cols = cols if wanted is None else cols[1]
+        cols = slice(0, w)
+        if wanted is not None:
+            span = bounding_box(wanted[part])
+            if span is None:
+                return
+            cols = span[1]
         computed[part, cols] = True
         if images.device.type != "cpu":
             values = images[:, part, cols].float().masked_fill(covered[:, part, cols].unsqueeze(-1), float("nan"))
@@ -133,7 +158,7 @@ def _uncovered_median(images: torch.Tensor, covered: torch.Tensor, wanted: torch
             band(top)
     else:
         thread_map(band, range(0, h, rows))
-    return median if wanted is None else (median, computed)
+    return median, computed
 
 
 def fill_unseen(plate: torch.Tensor, seen: torch.Tensor, smooth: torch.Tensor | None = None) -> torch.Tensor:

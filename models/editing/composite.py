@@ -43,7 +43,7 @@ import kornia
 import torch
 
 from ..stages.chunking import all_finite, bounding_box, chunks, dilate, footprint
-from .clean_plate import NEEDED_MARGIN, clean_plate
+from .clean_plate import clean_plate
 
 MODES = ("reveal", "xray", "remove_occluder", "layer", "move")
 COVERED_THRESHOLD = 0.5  # a mask pixel counts as covered above this value
@@ -183,12 +183,13 @@ def _move(scene: "_Scene", alpha, feather, offset: tuple[int, int], image, mask)
     _over(image, scene.plate(), mask)
     for object_rgb, layer in zip(scene.rgb, alpha):  # each object's box found once, for its colours and its mask
         box = bounding_box(layer)
-        _over(image, object_rgb, layer, offset, box)
-        _over(mask, None, layer, offset, box)
+        if box is not None:
+            _over(image, object_rgb, layer, offset, box)
+            _over(mask, None, layer, offset, box)
 
 
 def _over(base: torch.Tensor, rgb: torch.Tensor | None, alpha: torch.Tensor, offset: tuple[int, int] = (0, 0),
-          box: tuple[slice, slice] | None = ...) -> None:
+          box: tuple[slice, slice] | None = None) -> None:
     """Draws ``rgb`` ``[T,H,W(,C)]`` at ``alpha`` ``[T,H,W]`` over ``base`` ``[T,H,W(,C)]`` in place, both
     moved by ``offset = (x, y)`` pixels (right, down; what leaves the frame is dropped). ``rgb=None`` draws 1
     (the union of alphas: ``base + alpha * (1 - base)``, as ``alpha + base * (1 - alpha)``).
@@ -196,8 +197,8 @@ def _over(base: torch.Tensor, rgb: torch.Tensor | None, alpha: torch.Tensor, off
     ``alpha`` is clamped to 0..1 as it is read. Exact at alpha 0 and 1 (``lerp`` returns the ends there). Only
     the bounding box of ``alpha > 0`` is touched: at 1080p an object or occluder covers a small part of the frame,
     and a broadcast blend of every pixel costs more than the edit itself. ``box``: `bounding_box` of ``alpha``
-    when the caller has it."""
-    box = bounding_box(alpha) if box is ... else box
+    when the caller has it (not None)."""
+    box = box or bounding_box(alpha)
     if box is None:
         return
     h, w = alpha.shape[-2:]
@@ -323,34 +324,25 @@ class _Scene:
 
     def plate(self, needed: torch.Tensor | None = None) -> torch.Tensor:
         """``[T,H,W,3]``: the given background, or the clean plate of what neither objects nor occluders cover
-        (computed where ``needed`` ``[H, W]`` says the edit draws it; everywhere when None).
-
-        Only the box around ``needed`` (grown by the clean plate's context margin) is read: a small object in a
-        4K clip costs its box, not the frame. When nothing in that box is ever background, the whole frame is."""
+        (computed where ``needed`` ``[H, W]`` says the edit draws it; everywhere when None). The covered masks are
+        built only in the box the clean plate asks for: a small object in a 4K clip costs its box, not the frame."""
         if self.background is not None:
             return self.background
-        t, h, w = self.images.shape[:3]
-        whole = (slice(0, h), slice(0, w))
-        box = whole if needed is None else bounding_box(needed, margin=NEEDED_MARGIN) or whole
-        covered = self._covered(box)
-        if box != whole and bool((covered.view(torch.uint8).amin(dim=0) > 0).all()):
-            box, covered = whole, self._covered(whole)  # no background near the needed pixels: the whole frame
-        plate = torch.zeros(h, w, 3, dtype=torch.float32, device=self.images.device)
-        plate[box] = clean_plate(self.images[:, box[0], box[1]], covered, None if needed is None else needed[box])
-        return plate.expand_as(self.images)
+        return clean_plate(self.images, self._covered, needed).expand_as(self.images)
 
-    def _covered(self, box: tuple[slice, slice]) -> torch.Tensor:
-        """``[T, h, w]`` bool in ``box``: where an object or an occluder is (built a few frames at a time)."""
+    def _covered(self, rows: slice, cols: slice) -> torch.Tensor:
+        """``[T, h, w]`` bool in the box ``rows`` x ``cols``: where an object or an occluder is (built a few frames
+        at a time)."""
         t = self.images.shape[0]
-        covered = torch.empty(t, box[0].stop - box[0].start, box[1].stop - box[1].start, dtype=torch.bool,
+        covered = torch.empty(t, rows.stop - rows.start, cols.stop - cols.start, dtype=torch.bool,
                               device=self.images.device)
         for part in chunks(t):
             chunk = self.frames(part)
-            amodal = chunk.amodal[..., box[0], box[1]]
+            amodal = chunk.amodal[..., rows, cols]
             amodal = amodal[0] if len(amodal) == 1 else amodal.amax(dim=0)  # any object
             covered[part] = amodal > COVERED_THRESHOLD
             if chunk.occluder is not None:
-                covered[part] |= chunk.occluder[..., box[0], box[1]] > COVERED_THRESHOLD
+                covered[part] |= chunk.occluder[..., rows, cols] > COVERED_THRESHOLD
         return covered
 
 

@@ -38,7 +38,6 @@ def footprint(masks: torch.Tensor) -> torch.Tensor:
     above 0 for numbers. Reduced with ``amax`` (bool viewed as uint8): PyTorch's bool ``any`` over a 1080p
     frame is more than ten times slower."""
     x = masks.view(torch.uint8) if masks.dtype == torch.bool else masks
-    x = x.reshape(-1, *x.shape[-2:]) if x.dim() > 3 and x.shape[0] == 1 else x  # [1, T, H, W]: a view
     if x.dim() > 2:
         x = x.amax(dim=tuple(range(x.dim() - 2)))
     return x > 0
