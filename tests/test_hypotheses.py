@@ -15,6 +15,7 @@ from conftest import REPO
 
 from diffusion_vas import NODE_CLASS_MAPPINGS
 from diffusion_vas.models import SamplingOptions, complete_content, predict_amodal_masks
+from diffusion_vas.models.engine.condition_video import as_condition_video
 from diffusion_vas.models.evaluation.metrics import paper_protocol, strict_protocol, top_k_scores
 from diffusion_vas.models.stages import hypotheses as H
 from diffusion_vas.nodes.evaluate import EvaluateAmodal
@@ -195,9 +196,10 @@ def test_sample_k_is_a_single_run_with_seed_plus_k(stage1_pipe):
     assert (both[1, 1] - alone).abs().max() <= TOL
     assert (both[0, 0] - stage1_pipe.sample(a[0], b[0], seed=5, **fast)).abs().max() <= TOL
     assert (both[1, 0] - both[1, 1]).abs().max() > 1e-3  # samples really differ
-    # the random draws themselves are bit-identical to a one-row run's
-    rows = stage1_pipe._draw_noise(a, b, [5, 6])
-    one = stage1_pipe._draw_noise(a[1:], b[1:], [6])
+    # the random draws (and so the encoded conditions) are bit-identical to a one-row run's
+    video_a, video_b = as_condition_video(a, "a"), as_condition_video(b, "b")
+    rows = stage1_pipe._encode_conditions(video_a, video_b, [0, 1], [5, 6], 0.02)
+    one = stage1_pipe._encode_conditions(video_a, video_b, [1], [6], 0.02)
     assert all(torch.equal(x[1:], y) for x, y in zip(rows, one))
 
 

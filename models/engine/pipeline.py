@@ -37,6 +37,7 @@ from typing import Callable
 import torch
 from diffusers import EulerDiscreteScheduler
 
+from .condition_video import ConditionVideo, as_condition_video
 from .options import SamplingOptions
 from .resize import clip_image_embeddings
 from .windows import window_starts, window_weights
@@ -46,7 +47,8 @@ logger = logging.getLogger(__name__)
 StepCallback = Callable[[int, int], None]
 """Called after each denoising step with (steps done, total steps) over the whole call."""
 
-ENCODE_CHUNK = 32  # frames per VAE-encoder batch
+DecodedCallback = Callable[[int, slice, torch.Tensor], None]
+"""Receives the decoded video piece by piece: (output row, frame slice, float32 ``[t, 3, h, w]`` in [0, 1])."""
 
 
 class DiffusionVASPipeline:
@@ -85,15 +87,17 @@ class DiffusionVASPipeline:
         return self
 
     @torch.no_grad()
-    def sample(self, cond_a: torch.Tensor, cond_b: torch.Tensor, options: SamplingOptions | None = None,
-               callback: StepCallback | None = None, **changes) -> torch.Tensor:
+    def sample(self, cond_a, cond_b, options: SamplingOptions | None = None,
+               callback: StepCallback | None = None, *, on_decoded: DecodedCallback | None = None,
+               **changes) -> torch.Tensor | None:
         """Samples the output video for one object or a batch of objects, one or several samples each.
 
         Args:
             cond_a: ``[T, 3, h, w]`` (one object), ``[N, T, 3, h, w]`` (N objects) or ``[N, K, T, 3, h, w]`` (N
                 objects, one condition per sample: K hypotheses, e.g. stage 2 completing K amodal-mask
                 hypotheses), float in [-1, 1] at the processing size; ``h`` and ``w`` multiples of 8. Also the
-                CLIP context source.
+                CLIP context source. Or a `ConditionVideo` of that shape: a compact store expanded
+                `ENCODE_CHUNK` frames at a time, so a long shot's conditions never exist as float frames.
             cond_b: same shape as ``cond_a``.
             options: sampling settings (`SamplingOptions`; default: the reference's, seed 23). Sample ``k`` of
                 every object gets a fresh CPU generator seeded with ``options.seed + k``, so it is exactly the
@@ -102,45 +106,58 @@ class DiffusionVASPipeline:
                 their K. ``window``/``overlap`` cover clips longer than the model's 25 frames;
                 ``object_batch_size`` object-samples share one UNet batch (memory grows linearly).
             callback: ``callback(done, total)`` after every denoising step (progress, cancellation).
+            on_decoded: ``on_decoded(row, frames, pixels)`` receives the decoded video piece by piece instead
+                of the return value: row ``r`` = object ``r // K``'s sample ``r % K``, ``frames`` a slice of
+                the clip, ``pixels`` float32 ``[t, 3, h, w]`` in [0, 1] on the CPU (each row's pieces in
+                order, `decode_chunk_size` frames each). The same numbers as the returned tensor.
             **changes: individual settings overriding ``options`` (``seed=7, num_inference_steps=4``, ...).
 
         Returns:
             float32 frames in [0, 1] on the CPU: ``[T, 3, h, w]`` or ``[N, T, 3, h, w]`` for one sample (as
             given); with several samples, or per-sample conditions, the sample axis follows the object axis:
-            ``[K, T, 3, h, w]`` or ``[N, K, T, 3, h, w]``.
+            ``[K, T, 3, h, w]`` or ``[N, K, T, 3, h, w]``. None with ``on_decoded``.
         """
         options = (options or SamplingOptions()).with_changes(**changes)
         options.validate()
-        single, per_sample = cond_a.ndim == 4, cond_a.ndim == 6
-        rows_a, rows_b, n, k = _sample_rows(cond_a, cond_b, options.samples)
-        self._check_conditions(rows_a, rows_b)
+        single = torch.is_tensor(cond_a) and cond_a.ndim == 4
+        video_a, video_b = as_condition_video(cond_a, "cond_a"), as_condition_video(cond_b, "cond_b")
+        n, k = self._check_conditions(video_a, video_b, options.samples)
+        per_sample = video_a.hypotheses > 1
         # Object-major, then sample by sample: row r is (object r // k, sample r % k), drawn with seed + r % k.
         sources = [i * (k if per_sample else 1) + (j if per_sample else 0) for i in range(n) for j in range(k)]
         seeds = [options.seed + j for _ in range(n) for j in range(k)]
         size = options.object_batch_size
-        groups = [range(i, min(i + size, n * k)) for i in range(0, n * k, size)]
+        groups = [list(range(i, min(i + size, n * k))) for i in range(0, n * k, size)]
         progress = _Progress(callback, options.num_inference_steps * len(groups))
-        frames = torch.cat([self._sample_group(rows_a, rows_b, [sources[r] for r in g], [seeds[r] for r in g],
-                                               options, progress) for g in groups])
+        pieces = []
+        for group in groups:
+            latents = self._denoise_group(video_a, video_b, [sources[r] for r in group], [seeds[r] for r in group],
+                                          options, progress)
+            if on_decoded is None:
+                pieces.append(self._decode(latents, options.decode_chunk_size))
+            else:
+                self._decode(latents, options.decode_chunk_size,
+                             lambda i, part, pixels, group=group: on_decoded(group[i], part, pixels))
+        if on_decoded is not None:
+            return None
+        frames = torch.cat(pieces)
         if k > 1 or per_sample:
             frames = frames.view(n, k, *frames.shape[1:])
         return frames[0] if single else frames
 
     # -- one batch of objects --------------------------------------------------------------------------------
 
-    def _sample_group(self, rows_a, rows_b, sources: list[int], seeds: list[int], options: SamplingOptions,
-                      progress: "_Progress") -> torch.Tensor:
-        """One UNet batch: row ``r`` denoises conditions ``rows_*[sources[r]]`` from ``seeds[r]``."""
-        index = torch.tensor(sources)
-        cond_a, cond_b = rows_a[index], rows_b[index]
-        n, t, _, h, w = cond_a.shape
-        noise_a, noise_b, latents = self._draw_noise(cond_a, cond_b, seeds)
+    def _denoise_group(self, video_a: ConditionVideo, video_b: ConditionVideo, sources: list[int],
+                       seeds: list[int], options: SamplingOptions, progress: "_Progress") -> torch.Tensor:
+        """One UNet batch: row ``r`` denoises condition rows ``sources[r]`` from ``seeds[r]``; returns the final
+        latents ``[n, T, 4, h/8, w/8]``."""
+        t = video_a.frames
+        lat_a, lat_b, latents = self._encode_conditions(video_a, video_b, sources, seeds, options.noise_aug_strength)
         # CLIP sees condition A without noise: samples of one object share its embedding, computed once.
-        unique, inverse = torch.unique(index, return_inverse=True)
-        embeds = self._clip_embeddings(rows_a[unique])[inverse]  # [N, T, D]
+        unique = sorted(set(sources))
+        embeds = {s: self._clip_embeddings(video_a, s) for s in unique}
+        embeds = torch.stack([embeds[s] for s in sources])  # [n, T, D]
         aug = options.noise_aug_strength
-        lat_a = self._vae_encode(cond_a + aug * noise_a)  # [N, T, 4, h/8, w/8]
-        lat_b = self._vae_encode(cond_b + aug * noise_b)
 
         do_cfg = options.guidance_scale > 1
         if do_cfg:
@@ -164,44 +181,57 @@ class DiffusionVASPipeline:
             model_in = torch.cat([latents] * 2) if do_cfg else latents
             model_in = scheduler.scale_model_input(model_in, step_t)
             prediction = torch.zeros_like(latents)
-            for k, s in enumerate(starts):
+            for w, s in enumerate(starts):
                 frames = slice(s, s + span)
                 unet_in = torch.cat([model_in[:, frames], lat_a[:, frames], lat_b[:, frames]], dim=2)
-                pred = self.unet(unet_in, step_t, encoder_hidden_states=contexts[k], added_time_ids=time_ids)[0]
+                pred = self.unet(unet_in, step_t, encoder_hidden_states=contexts[w], added_time_ids=time_ids)[0]
                 if do_cfg:
                     uncond, cond = pred.chunk(2)
                     pred = uncond + guidance * (cond - uncond)
                 if len(starts) == 1:
                     prediction = pred
                 else:
-                    prediction[:, frames] += pred * weights[k, frames].view(1, span, 1, 1, 1)
+                    prediction[:, frames] += pred * weights[w, frames].view(1, span, 1, 1, 1)
             latents = scheduler.step(prediction, step_t, latents).prev_sample
             progress.step()
+        return latents
 
-        return self._decode(latents, options.decode_chunk_size)
+    def _encode_conditions(self, video_a: ConditionVideo, video_b: ConditionVideo, sources: list[int],
+                           seeds: list[int], aug: float):
+        """Per row, in reference order from a fresh CPU generator seeded with ``seeds[r]`` (modulo 2**64, the
+        generator's range): noise for condition A, noise for condition B (each added as ``aug * noise`` before
+        VAE encoding), then the initial latents. Returns ``(lat_a, lat_b, latents)``, each ``[n, T, 4, h/8, w/8]``.
 
-    def _draw_noise(self, cond_a, cond_b, seeds: list[int]):
-        """Per row, in reference order: noise A, noise B, initial latents (all drawn on the CPU).
-
-        Row ``r`` draws from a fresh generator seeded with ``seeds[r]`` (modulo 2**64, the generator's range), so
-        its noise is a one-row run's with that seed whatever shares the batch.
+        The noise is drawn a chunk of frames at a time as the conditions are encoded: CPU ``randn`` fills
+        consecutive draws from the generator's stream, so chunks of whole frames give exactly the numbers of one
+        draw of the whole ``[T, 3, h, w]`` (tested), and a row's noise is a one-row run's whatever shares the batch.
         """
-        n, t, _, h, w = cond_a.shape
         f = self.vae_scale_factor
-        latent_shape = (1, t, self.unet.config.out_channels, h // f, w // f)
-        noise_a, noise_b, latents = [], [], []
-        for seed in seeds:
+        h, w = video_a.size
+        latent_shape = (1, video_a.frames, self.unet.config.out_channels, h // f, w // f)
+        lat_a, lat_b, latents = [], [], []
+        for source, seed in zip(sources, seeds):
             gen = torch.Generator("cpu").manual_seed(int(seed) % 2**64)
-            noise_a.append(torch.randn(cond_a.shape[1:], generator=gen, dtype=cond_a.dtype))
-            noise_b.append(torch.randn(cond_b.shape[1:], generator=gen, dtype=cond_b.dtype))
+            lat_a.append(self._vae_encode(video_a, source, "cond_a", gen, aug))
+            lat_b.append(self._vae_encode(video_b, source, "cond_b", gen, aug))
             latents.append(torch.randn(latent_shape, generator=gen, dtype=self.dtype))
-        return torch.stack(noise_a), torch.stack(noise_b), torch.cat(latents)
+        return torch.stack(lat_a), torch.stack(lat_b), torch.cat(latents)
 
-    def _clip_embeddings(self, cond_a: torch.Tensor) -> torch.Tensor:
-        """CLIP image embeddings of every frame of condition A: ``[N, T, 3, h, w]`` -> ``[N, T, D]``."""
-        embeds = clip_image_embeddings(self.image_encoder, cond_a.flatten(0, 1), self.clip_mean, self.clip_std,
-                                       self.device, self.dtype)
-        return embeds.view(*cond_a.shape[:2], -1)
+    def _vae_encode(self, video: ConditionVideo, row: int, name: str, gen: torch.Generator,
+                    aug: float) -> torch.Tensor:
+        """Latent mode of row ``row`` with ``aug * noise`` added: ``[T, 4, h/8, w/8]`` in the model dtype."""
+        out = []
+        for pixels in video.chunks(row):
+            _check_finite(pixels, name)
+            noisy = pixels + aug * torch.randn(pixels.shape, generator=gen, dtype=pixels.dtype)
+            chunk = noisy.to(self.device, self.vae_encode_dtype)
+            out.append(self.vae.encode(chunk).latent_dist.mode().to(self.dtype))
+        return torch.cat(out)
+
+    def _clip_embeddings(self, video: ConditionVideo, row: int) -> torch.Tensor:
+        """CLIP image embeddings of every frame of condition A's row ``row``: ``[T, D]``."""
+        return torch.cat([clip_image_embeddings(self.image_encoder, pixels, self.clip_mean, self.clip_std,
+                                                self.device, self.dtype) for pixels in video.chunks(row)])
 
     def _context(self, embeds: torch.Tensor, do_cfg: bool) -> torch.Tensor:
         """Per-row cross-attention context for one window: ``[N, W, D]`` -> ``[(2) * N * W, 1, D]``.
@@ -215,17 +245,9 @@ class DiffusionVASPipeline:
         pairs = torch.stack([torch.zeros_like(embeds), embeds], dim=2).reshape(n, 2, w, d)
         return pairs.transpose(0, 1).reshape(2 * n * w, 1, d)
 
-    def _vae_encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Latent mode of every frame: ``[N, T, 3, h, w]`` -> ``[N, T, 4, h/8, w/8]`` in the model dtype."""
-        out = []
-        for chunk in pixels.flatten(0, 1).split(ENCODE_CHUNK):
-            chunk = chunk.to(self.device, self.vae_encode_dtype)
-            out.append(self.vae.encode(chunk).latent_dist.mode().to(self.dtype))
-        latents = torch.cat(out)
-        return latents.view(*pixels.shape[:2], *latents.shape[1:])
-
-    def _decode(self, latents: torch.Tensor, chunk: int) -> torch.Tensor:
-        """Temporal VAE decoding ``chunk`` frames at a time: ``[N, T, 4, h, w]`` -> ``[N, T, 3, H, W]`` in [0, 1]."""
+    def _decode(self, latents: torch.Tensor, chunk: int, emit=None) -> torch.Tensor | None:
+        """Temporal VAE decoding ``chunk`` frames at a time: ``[N, T, 4, h, w]`` -> ``[N, T, 3, H, W]`` in [0, 1] on
+        the CPU; or, with ``emit``, each row's pieces handed to ``emit(row, frames, pixels [t, 3, H, W])``."""
         n, t = latents.shape[:2]
         latents = latents / self.vae.config.scaling_factor
         pieces = []
@@ -233,21 +255,31 @@ class DiffusionVASPipeline:
             z = latents[:, s:s + chunk]
             k = z.shape[1]
             decoded = self.vae.decode(z.flatten(0, 1).to(self.vae.decoder.conv_in.weight.dtype), num_frames=k).sample
-            pieces.append(decoded.float().view(n, k, *decoded.shape[1:]))
-        frames = torch.cat(pieces, dim=1)
-        return (frames / 2 + 0.5).clamp(0, 1).cpu()
+            frames = (decoded.float().view(n, k, *decoded.shape[1:]) / 2 + 0.5).clamp(0, 1).cpu()
+            if emit is None:
+                pieces.append(frames)
+            else:
+                for row in range(n):
+                    emit(row, slice(s, s + k), frames[row])
+        return torch.cat(pieces, dim=1) if emit is None else None
 
-    def _check_conditions(self, cond_a: torch.Tensor, cond_b: torch.Tensor) -> None:
-        if cond_a.shape != cond_b.shape:
-            raise ValueError(f"cond_a {tuple(cond_a.shape)} and cond_b {tuple(cond_b.shape)} must have the same shape.")
-        if cond_a.shape[2] != 3:
-            raise ValueError(f"Conditions need 3 channels ([T, 3, h, w]); got {tuple(cond_a.shape)}.")
-        h, w = cond_a.shape[-2:]
+    @staticmethod
+    def _check_conditions(video_a: ConditionVideo, video_b: ConditionVideo, samples: int) -> tuple[int, int]:
+        """Shapes of the two conditions -> ``(objects, samples per object)``; raises naming what is wrong. Values
+        are checked (NaN, infinity) chunk by chunk as they are encoded."""
+        if video_a.shape != video_b.shape:
+            raise ValueError(f"cond_a {tuple(video_a.shape)} and cond_b {tuple(video_b.shape)} must have the same "
+                             "shape.")
+        h, w = video_a.size
         if h % 8 or w % 8:
             raise ValueError(f"Processing size {h}x{w} must be a multiple of 8 in both dimensions.")
-        for name, tensor in (("cond_a", cond_a), ("cond_b", cond_b)):
-            if not torch.isfinite(tensor).all():
-                raise ValueError(f"{name} contains NaN or infinite values.")
+        if video_a.hypotheses == 1:
+            return video_a.rows, samples
+        n, k = video_a.shape[:2]
+        if samples not in (1, k):
+            raise ValueError(f"The conditions hold {k} hypotheses per object but samples={samples}; draw one sample "
+                             f"per hypothesis (samples=1 or {k}).")
+        return n, k
 
 
 class _Progress:
@@ -260,25 +292,6 @@ class _Progress:
             self.callback(self.done, self.total)
 
 
-def _as_batch(cond: torch.Tensor, name: str) -> torch.Tensor:
-    if not torch.is_tensor(cond) or cond.ndim not in (4, 5, 6):
-        shape = tuple(cond.shape) if torch.is_tensor(cond) else type(cond).__name__
-        raise ValueError(f"{name} must be a [T, 3, h, w], [N, T, 3, h, w] or [N, K, T, 3, h, w] tensor; got {shape}.")
-    cond = cond.float()
-    return cond.unsqueeze(0) if cond.ndim == 4 else cond
-
-
-def _sample_rows(cond_a: torch.Tensor, cond_b: torch.Tensor, samples: int):
-    """Conditions -> ``(rows_a, rows_b, objects, samples per object)``; rows ``[R, T, 3, h, w]`` are the objects
-    (shared by their samples) or, for per-sample conditions ``[N, K, ...]``, the object-major (object, sample)
-    pairs."""
-    cond_a, cond_b = _as_batch(cond_a, "cond_a"), _as_batch(cond_b, "cond_b")
-    if cond_a.shape != cond_b.shape:
-        raise ValueError(f"cond_a {tuple(cond_a.shape)} and cond_b {tuple(cond_b.shape)} must have the same shape.")
-    if cond_a.ndim == 5:
-        return cond_a, cond_b, cond_a.shape[0], samples
-    n, k = cond_a.shape[:2]
-    if samples not in (1, k):
-        raise ValueError(f"The conditions hold {k} hypotheses per object but samples={samples}; draw one sample per "
-                         f"hypothesis (samples=1 or {k}).")
-    return cond_a.flatten(0, 1), cond_b.flatten(0, 1), n, k
+def _check_finite(pixels: torch.Tensor, name: str) -> None:
+    if not bool(torch.isfinite(pixels.sum())) and not bool(torch.isfinite(pixels).all()):
+        raise ValueError(f"{name} contains NaN or infinite values.")

@@ -27,13 +27,18 @@ class OracleSampler:
         self.device = torch.device(device)
         self.calls = 0
 
-    def sample(self, cond_a: torch.Tensor, cond_b: torch.Tensor, options=None, callback=None, **changes):
+    def sample(self, cond_a, cond_b, options=None, callback=None, *, on_decoded=None, **changes):
+        """As `DiffusionVASPipeline.sample` (tensors or `ConditionVideo` conditions, ``on_decoded`` pieces)."""
         expected = tuple(self.frames.shape) if cond_a.ndim == 5 else tuple(self.frames.shape[1:])
-        if tuple(cond_a.shape) != expected or cond_a.shape != cond_b.shape:
+        if tuple(cond_a.shape) != expected or tuple(cond_a.shape) != tuple(cond_b.shape):
             raise ValueError(f"the oracle holds frames {tuple(self.frames.shape)}; the conditions are "
                              f"{tuple(cond_a.shape)} and {tuple(cond_b.shape)}.")
         self.calls += 1
-        return self.frames if cond_a.ndim == 5 else self.frames[0]
+        if on_decoded is None:
+            return self.frames if cond_a.ndim == 5 else self.frames[0]
+        for row, video in enumerate(self.frames):
+            on_decoded(row, slice(0, video.shape[0]), video)
+        return None
 
 
 def _area(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
