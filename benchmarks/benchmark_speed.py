@@ -33,26 +33,10 @@ from pathlib import Path
 import torch
 
 from diffusion_vas.models.engine.options import parse_size as size_arg
+from diffusion_vas.models.engine.realsize import REAL
 
 logger = logging.getLogger("benchmark_speed")
 
-SVD_XT_UNET_CONFIG = {
-    "addition_time_embed_dim": 256,
-    "block_out_channels": [320, 640, 1280, 1280],
-    "cross_attention_dim": 1024,
-    "down_block_types": ["CrossAttnDownBlockSpatioTemporal", "CrossAttnDownBlockSpatioTemporal",
-                         "CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"],
-    "in_channels": 8,
-    "layers_per_block": 2,
-    "num_attention_heads": [5, 10, 20, 20],
-    "num_frames": 25,
-    "out_channels": 4,
-    "projection_class_embeddings_input_dim": 768,
-    "sample_size": 96,
-    "transformer_layers_per_block": 1,
-    "up_block_types": ["UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal",
-                       "CrossAttnUpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"],
-}
 TFLOP_PER_FORWARD = 14.3  # one UNet forward, batch 1, 25 frames at 256x512 (latents 32x64)
 WINDOW, OVERLAP = 25, 8
 
@@ -166,16 +150,14 @@ def checkpoints(stage1, stage2, lengths, steps, size, device, dtype, repeats) ->
 
 
 def real_size(lengths, steps, size, device, dtype, repeats) -> None:
-    from diffusion_vas.models.engine.unet import DiffusionVASUNet
+    from diffusion_vas.models.engine.realsize import build_unet
 
     flop_scale = (size[0] * size[1]) / (256 * 512)
     if device.type != "cuda":
         logger.warning("--real-size on %s: one step costs %.1f TFLOP per window; expect minutes per step.",
                        device, 2 * TFLOP_PER_FORWARD * flop_scale)
     start = time.perf_counter()
-    with torch.device(device):
-        unet = DiffusionVASUNet.from_vas_config(SVD_XT_UNET_CONFIG)
-    unet = unet.to(dtype).eval().requires_grad_(False)
+    unet = build_unet(REAL.unet, 0, device).to(dtype).eval().requires_grad_(False)
     params = sum(p.numel() for p in unet.parameters())
     print(f"UNet: {params / 1e9:.2f} B parameters, random weights, built in {time.perf_counter() - start:.1f} s")
     latent_h, latent_w = size[0] // 8, size[1] // 8
@@ -183,7 +165,7 @@ def real_size(lengths, steps, size, device, dtype, repeats) -> None:
     for length in lengths:
         span, windows = min(WINDOW, length), _windows(length)
         sample = torch.randn(2, span, 12, latent_h, latent_w, device=device, dtype=dtype)
-        context = torch.randn(2 * span, 1, SVD_XT_UNET_CONFIG["cross_attention_dim"], device=device, dtype=dtype)
+        context = torch.randn(2 * span, 1, REAL.unet["cross_attention_dim"], device=device, dtype=dtype)
         time_ids = torch.tensor([[7.0, 127.0, 0.02]] * 2, device=device, dtype=dtype)
 
         def step() -> None:

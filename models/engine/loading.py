@@ -37,10 +37,15 @@ def load_pipeline(path, device="cpu", dtype: torch.dtype = torch.float32) -> Dif
 
     Args:
         path: folder with ``model_index.json`` and the five component folders.
-        device: where the models run (``"cpu"``, ``"cuda"``, a `torch.device`).
+        device: where the models run (``"cpu"``, ``"cuda"``, a `torch.device`). The weight files are read
+            straight onto it, so a GPU run never holds a whole checkpoint in host memory.
         dtype: weight and compute precision; ``torch.float16``/``torch.bfloat16`` on GPUs, ``torch.float32``
             on the CPU. With float16 the VAE encoder runs in float32 when its config asks (``force_upcast``),
             as in the reference.
+
+    Models are built on the meta device (no random initialisation) and take the file's tensors as they are
+    (``assign``), cast tensor by tensor where the file's precision differs: loading needs the weights' memory once,
+    plus one tensor.
 
     Raises:
         FileNotFoundError: a required file is missing (the message names it).
@@ -50,9 +55,10 @@ def load_pipeline(path, device="cpu", dtype: torch.dtype = torch.float32) -> Dif
     if not root.is_dir():
         raise FileNotFoundError(f"Diffusion-VAS checkpoint folder not found: {root}")
     _check_model_index(root)
-    unet = load_unet(root / "unet", dtype)
-    vae = load_vae(root / "vae", dtype)
-    image_encoder = load_image_encoder(root / "image_encoder", dtype)
+    device = torch.device(device)
+    unet = load_unet(root / "unet", dtype, device)
+    vae = load_vae(root / "vae", dtype, device)
+    image_encoder = load_image_encoder(root / "image_encoder", dtype, device)
     clip_mean, clip_std = read_clip_normalization(root / "feature_extractor")
     scheduler_config = read_json(root / "scheduler" / "scheduler_config.json")
     return DiffusionVASPipeline(
@@ -81,53 +87,58 @@ def weights_file(folder: Path, stem: str, dtype: torch.dtype) -> Path:
     raise FileNotFoundError(f"Missing checkpoint weights: {full} (or {half.name})")
 
 
-def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
-    """Reads a safetensors file on the CPU, naming the file in any error."""
+def read_state_dict(file: Path, device="cpu") -> dict[str, torch.Tensor]:
+    """Reads a safetensors file onto ``device``, naming the file in any error."""
     try:
-        return load_file(str(file), device="cpu")
+        return load_file(str(file), device=str(device))
     except (SafetensorError, OSError, ValueError) as err:
         raise RuntimeError(f"Checkpoint file {file} is corrupt or unreadable ({err}); re-download it.") from err
 
 
-def load_unet(folder: Path, dtype: torch.dtype) -> DiffusionVASUNet:
+def load_unet(folder: Path, dtype: torch.dtype, device="cpu") -> DiffusionVASUNet:
     """The Diffusion-VAS UNet (with ``conv_in2``)."""
-    return _load_on_meta(folder, "unet", DiffusionVASUNet.from_vas_config, dtype)
+    return _load_on_meta(folder, "unet", DiffusionVASUNet.from_vas_config, dtype, device)
 
 
-def load_vae(folder: Path, dtype: torch.dtype):
+def load_vae(folder: Path, dtype: torch.dtype, device="cpu"):
     """SVD's temporal-decoder VAE."""
     from diffusers import AutoencoderKLTemporalDecoder
 
-    return _load_on_meta(folder, "vae", AutoencoderKLTemporalDecoder.from_config, dtype)
+    return _load_on_meta(folder, "vae", AutoencoderKLTemporalDecoder.from_config, dtype, device)
 
 
-def _load_on_meta(folder: Path, component: str, build, dtype: torch.dtype) -> torch.nn.Module:
-    """Builds a module from ``config.json`` on the meta device (no random init) and loads its weights strictly."""
+def load_image_encoder(folder: Path, dtype: torch.dtype, device="cpu"):
+    """The CLIP vision tower with projection (transformers), SDPA attention.
+
+    ``position_ids`` is a non-persistent buffer (older transformers saved it, newer do not): a saved one is
+    dropped and the buffer is made again, as the model's constructor makes it.
+    """
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    def build(config: dict):
+        return CLIPVisionModelWithProjection(CLIPVisionConfig.from_dict(config, attn_implementation="sdpa"))
+
+    encoder = _load_on_meta(folder, "image_encoder", build, dtype, device, remade=("position_ids",))
+    embeddings = encoder.vision_model.embeddings
+    embeddings.register_buffer("position_ids", torch.arange(embeddings.num_positions, device=device).expand((1, -1)),
+                               persistent=False)
+    return encoder
+
+
+def _load_on_meta(folder: Path, component: str, build, dtype: torch.dtype, device,
+                  remade: tuple[str, ...] = ()) -> torch.nn.Module:
+    """Builds a module from ``config.json`` on the meta device (no random init) and loads its weights strictly.
+
+    ``remade``: names of buffers the caller makes itself after loading; saved copies of them are dropped."""
     config = read_json(folder / "config.json")
     file = weights_file(folder, _WEIGHT_STEMS[component], dtype)
     with torch.device("meta"):
         module = build(config)
-    _assign_weights(module, read_state_dict(file), file, dtype)
+    state = read_state_dict(file, device)
+    for key in [k for k in state if k.rsplit(".", 1)[-1] in remade]:
+        del state[key]
+    _assign_weights(module, state, file, dtype, remade)
     return module.eval().requires_grad_(False)
-
-
-def load_image_encoder(folder: Path, dtype: torch.dtype):
-    """Loads the CLIP vision tower with projection (transformers)."""
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    config = CLIPVisionConfig.from_dict(read_json(folder / "config.json"))
-    file = weights_file(folder, _WEIGHT_STEMS["image_encoder"], dtype)
-    state = read_state_dict(file)
-    encoder = CLIPVisionModelWithProjection(config)
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("position_ids")]
-    unexpected = [k for k in unexpected if not k.endswith("position_ids")]
-    if missing or unexpected:
-        raise RuntimeError(
-            f"Checkpoint file {file} does not match {folder / 'config.json'}: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}."
-        )
-    return encoder.to(dtype).eval().requires_grad_(False)
 
 
 def read_clip_normalization(folder: Path) -> tuple[list[float], list[float]]:
@@ -150,13 +161,18 @@ def _check_model_index(root: Path) -> None:
             raise FileNotFoundError(f"Missing checkpoint folder: {root / name}")
 
 
-def _assign_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], file: Path, dtype: torch.dtype) -> None:
-    """Loads ``state`` (cast to ``dtype``) into a module built on the meta device; all tensors must be covered."""
-    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+def _assign_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], file: Path, dtype: torch.dtype,
+                   remade: tuple[str, ...] = ()) -> None:
+    """Loads ``state`` (cast to ``dtype`` tensor by tensor, in place) into a module built on the meta device; every
+    tensor must be covered except the buffers named in ``remade``, which the caller makes."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and tensor.dtype != dtype:
+            state[key] = tensor.to(dtype)  # the file's tensor is freed here, before the next one is cast
     try:
         module.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as err:
         raise RuntimeError(f"Checkpoint file {file} does not match its config.json: {err}") from err
-    leftover = [name for name, t in list(module.named_parameters()) + list(module.named_buffers()) if t.is_meta]
+    leftover = [name for name, t in list(module.named_parameters()) + list(module.named_buffers())
+                if t.is_meta and name.rsplit(".", 1)[-1] not in remade]
     if leftover:
         raise RuntimeError(f"Checkpoint file {file} leaves tensors uninitialized: {leftover[:5]}")
