@@ -6,6 +6,10 @@
     accelerate launch --multi_gpu --num_processes 8 -m diffusion_vas.cli train ...   # one process per GPU
     accelerate launch --multi_gpu --num_processes 2 -m diffusion_vas.cli train --cpu ...   # CPU processes (gloo)
 
+Several CPU processes need ``--multi_gpu`` and the command's own ``--cpu``: ``accelerate launch --cpu
+--num_processes N`` starts one process only, and is refused. Without ``--max-steps`` the run is ``--epochs``
+epochs (the authors' 20); the steps per epoch are logged at the start.
+
 ``--data`` is a clip folder or a folder of clips (``rgb/``, ``modal/``, ``amodal/``, optional ``depth/`` and
 ``amodal_rgb/``), a SAIL-VOS-format ``.json`` (with ``--data-root``) or ``synthetic[:N]``. The final checkpoint
 is ``OUT/final`` in the published layout. Registered from ``cli.py`` through `add_train_parser`; every default
@@ -38,7 +42,11 @@ def add_train_parser(commands) -> None:
     p.add_argument("--data-root", help="SAIL-VOS JSON: the folder its image_file_names are relative to")
     p.add_argument("--size", default="x".join(map(str, d["size"])), help="HEIGHTxWIDTH (default: %(default)s)")
     p.add_argument("--frames", type=int, default=d["num_frames"], help="frames per sample (default: %(default)s)")
-    p.add_argument("--max-steps", type=int, default=d["max_steps"], help="optimiser steps (default: %(default)s)")
+    p.add_argument("--epochs", type=int,
+                   help=f"passes over the targets, each split across the processes (default: {d['epochs']}, the "
+                        f"authors'; the steps per epoch are logged at the start)")
+    p.add_argument("--max-steps", type=int,
+                   help="run exactly this many optimiser steps instead of --epochs (default: none)")
     p.add_argument("--batch-size", type=int, default=d["batch_size"], help="per process (default: %(default)s)")
     p.add_argument("--gradient-accumulation-steps", type=int, default=d["gradient_accumulation_steps"])
     p.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="(default: %(default)s)")
@@ -64,6 +72,13 @@ def add_train_parser(commands) -> None:
                    help="all_frames: the authors' training context; per_frame: inference's (default: %(default)s)")
     p.add_argument("--occlusion-iou", type=float, default=d["occlusion_iou"],
                    help="stage 2: paste occluders until the mean visible/amodal IoU is below this (default: %(default)s)")
+    p.add_argument("--complete-iou", type=float, default=d["complete_iou"],
+                   help="stage 2: only tracks whose mean visible/amodal IoU is at least this are targets (the "
+                        "rest still occlude). Off by default: every track is a target, as the authors train, and "
+                        "the hidden part's target colours are whatever hid it. Use it (e.g. 0.9) to learn only "
+                        "from objects whose colours are known everywhere; tracks with amodal_rgb/ always stay. "
+                        "SAIL-VOS visible masks are slightly smaller than the full masks even unoccluded, so "
+                        "values near 1 also drop small complete objects (the log says how many were dropped)")
     p.add_argument("--depth-model", help="stage 1, clips without depth/: Depth Anything V2 folder, file or name")
     p.add_argument("--num-workers", type=int, default=d["num_workers"], help="data loader workers (default: %(default)s)")
     p.add_argument("--report-to", default=d["report_to"], help="auto (tensorboard when installed), none, wandb, ...")
@@ -74,6 +89,10 @@ def add_train_parser(commands) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from .models.training import TrainingConfig, parse_size, train
 
+    if args.epochs is not None and args.max_steps is not None:
+        raise ValueError("Give --epochs or --max-steps, not both (--max-steps fixes the step count, --epochs "
+                         "derives it from the data).")
+    length = {"epochs": args.epochs} if args.epochs is not None else {}
     base = args.base
     if not Path(base).expanduser().is_dir():
         from .models.host import resolve_checkpoint
@@ -87,12 +106,14 @@ def run_train(args: argparse.Namespace) -> None:
     config = TrainingConfig(
         stage=args.stage, base=str(base), data=args.data, out=str(args.out), data_root=args.data_root,
         size=parse_size(args.size), num_frames=args.frames, max_steps=args.max_steps, batch_size=args.batch_size,
+        **length,
         gradient_accumulation_steps=args.gradient_accumulation_steps, learning_rate=args.learning_rate,
         mixed_precision=args.mixed_precision, cpu=args.cpu, seed=args.seed, save_every=args.save_every,
         checkpoints_total_limit=args.keep_checkpoints, resume=args.resume, validate_every=args.validate_every,
         validation_clips=args.validation_clips, validation_inference_steps=args.validation_steps,
         gradient_checkpointing=args.gradient_checkpointing, use_8bit_adam=args.use_8bit_adam,
         lora_rank=args.lora_rank, clip_context=args.clip_context, occlusion_iou=args.occlusion_iou,
+        complete_iou=args.complete_iou,
         depth_model=depth_model, num_workers=args.num_workers, report_to=args.report_to,
     )
     final = train(config)

@@ -467,12 +467,19 @@ def test_sailvos_json_tracks_at_the_training_size(tmp_path):
     assert track.rgb.shape == (3, 16, 32, 3) and track.amodal.shape == (3, 16, 32)
     assert track.modal.sum() < track.amodal.sum() and not (track.modal & ~track.amodal).any()
     cfg = TrainingConfig(stage="content", data=str(file), num_frames=3, size=(16, 32))
-    assert TrainingSamples(source, cfg).targets == [0]  # the half-hidden track has no true hidden colours
+    assert TrainingSamples(source, cfg).targets == [0, 1]  # every entry is a target, as the authors train
+    cfg = TrainingConfig(stage="content", data=str(file), num_frames=3, size=(16, 32), complete_iou=0.9)
+    assert TrainingSamples(source, cfg).targets == [0]  # the half-hidden track (IoU 0.5) is filtered out
 
 
 def test_config_defaults_are_the_authors_and_errors_name_the_setting():
     cfg = TrainingConfig()
     assert (cfg.learning_rate, cfg.size, cfg.num_frames, cfg.conditioning_dropout) == (3e-5, (128, 256), 25, 0.1)
+    assert (cfg.epochs, cfg.max_steps, cfg.complete_iou) == (20, None, None)  # 20 epochs, every track a target
+    with pytest.raises(ValueError, match="complete_iou"):
+        TrainingConfig(complete_iou=1.5)
+    with pytest.raises(ValueError, match="max_steps"):
+        TrainingConfig(max_steps=0)
     assert (cfg.p_mean, cfg.p_std, cfg.cond_sigma_mean, cfg.cond_sigma_std) == (0.7, 1.6, -3.0, 0.5)
     assert parse_size("256x512") == (256, 512)
     with pytest.raises(ValueError, match="--size"):
@@ -493,8 +500,10 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, svd_folder):
     if launcher is None:
         pytest.skip("the accelerate launcher is not installed")
     out = tmp_path / "ddp"
+    # port 0: accelerate picks a free port, so a concurrent run on the default 29500 cannot clash
     command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "diffusion_vas.cli", "train", "--cpu",
+               "--main_process_port", "0", "--mixed_precision", "no", "--dynamo_backend", "no", "-m",
+               "diffusion_vas.cli", "train", "--cpu",
                "--stage", "amodal", "--base", str(svd_folder), "--data", "synthetic:2", "--out", str(out),
                "--size", "16x32", "--frames", "2", "--max-steps", "2", "--save-every", "2",
                "--validation-clips", "0", "--report-to", "none"]
@@ -505,3 +514,141 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, svd_folder):
     checkpoint = out / "checkpoints" / "checkpoint-2"
     assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
     assert json.loads((out / "final" / "training_args.json").read_text())["run"]["processes"] == 2
+
+
+# -- epochs, stage-2 targets, launch forms ---------------------------------------------------------------------
+
+def test_steps_per_epoch_is_the_authors_sharded_loader_length():
+    from diffusion_vas.models.training.samples import steps_per_epoch
+
+    assert steps_per_epoch(100, 1, 8, 1) == 13  # the authors: batch 1 on 8 GPUs -> ceil(100 / 8)
+    assert steps_per_epoch(10, 2, 2, 2) == 2  # 5 batches, 3 per process, 2 accumulated per step -> 2 steps
+    assert steps_per_epoch(1, 1, 1, 1) == 1
+
+
+def test_each_epoch_visits_every_target_once_across_processes(tmp_path, svd_folder):
+    cfg = config(tmp_path, svd_folder, data="synthetic:5")
+    source = open_source(cfg.data, cfg.size, cfg.num_frames, cfg.seed, False, None)
+    ranks = [TrainingSamples(source, cfg, rank, processes=2) for rank in (0, 1)]
+    assert ranks[0].steps_per_epoch == 3  # ceil(5 / 2): the last batch is padded from the epoch's start
+    orders = []
+    for epoch in range(2):
+        seen = [r.target_of(epoch * r.per_epoch + j) for r in ranks for j in range(r.per_epoch)]
+        assert sorted(set(seen)) == [0, 1, 2, 3, 4] and len(seen) == 6  # all five, one repeated as padding
+        order = ranks[0].epoch_order(epoch)
+        assert (ranks[1].epoch_order(epoch) == order).all()  # one shuffled order shared by the processes
+        assert [ranks[0].target_of(epoch * 3 + j) for j in range(3)] == [int(order[k]) for k in (0, 2, 4)]
+        assert [ranks[1].target_of(epoch * 3 + j) for j in range(3)] == [int(order[k]) for k in (1, 3, 0)]
+        orders.append(order.tolist())
+    assert orders[0] != orders[1]  # reshuffled every epoch
+    one = TrainingSamples(source, cfg)
+    assert sorted(one.target_of(j) for j in range(5)) == [0, 1, 2, 3, 4]
+
+
+def test_without_max_steps_the_authors_twenty_epochs_run(tmp_path, svd_folder, caplog):
+    import logging
+
+    cfg = config(tmp_path, svd_folder, data="synthetic:1", max_steps=None, save_every=1000)
+    steps = []
+    with caplog.at_level(logging.INFO, logger="diffusion_vas"):
+        final = train(cfg, progress=False, on_step=lambda step, loss: steps.append(step))
+    assert steps == list(range(1, 21))  # one target, batch 1, one process: 1 step per epoch x 20 epochs
+    assert "1 steps per epoch (1 targets / (batch 1 x 1 process(es) x accumulation 1), rounded up); " \
+           "20 epochs = 20 steps" in caplog.text
+    run = json.loads((final / "training_args.json").read_text())["run"]
+    assert (run["steps_per_epoch"], run["total_steps"]) == (1, 20)
+
+
+def _partly_hidden_json(root, fractions=(0.45, 0.5, 0.6, 0.7, 0.78)):
+    """SAIL-VOS entries, 3 frames of 40x80, whose visible part is the left ``fraction`` of a 20x40 box (mean
+    visible/amodal IoU = fraction), as in a file of partly hidden tracks."""
+    from PIL import Image
+
+    from diffusion_vas.models.datasets import rle
+
+    entries = []
+    (root / "frames").mkdir(parents=True, exist_ok=True)
+    for obj, fraction in enumerate(fractions, 1):
+        names, modal, amodal = [], [], []
+        for k in range(3):
+            name = f"frames/{obj}_{k}.png"
+            Image.fromarray(np.full((40, 80, 3), 40 * obj + k, np.uint8)).save(root / name)
+            full = np.zeros((40, 80), np.uint8)
+            full[10:30, 20:60] = 1
+            seen = full.copy()
+            seen[:, 20 + round(40 * fraction):] = 0
+            names.append(name), modal.append(rle.encode(seen)), amodal.append(rle.encode(full))
+        entries.append({"segmentation": amodal, "visible_mask": modal, "image_file_names": names,
+                        "image_ids": [100 * obj + k for k in range(3)], "obj_id": obj, "category_id": 1})
+    (root / "partly_hidden.json").write_text(json.dumps(entries))
+    return root / "partly_hidden.json"
+
+
+def test_content_training_on_partly_hidden_tracks_and_the_complete_iou_filter(tmp_path, svd_folder, caplog):
+    import logging
+
+    from diffusion_vas.cli import main
+
+    data = _partly_hidden_json(tmp_path)
+    common = ["train", "--stage", "content", "--base", str(svd_folder), "--data", str(data), "--data-root",
+              str(tmp_path), "--size", "16x32", "--frames", "2", "--max-steps", "1", "--validation-clips", "0",
+              "--report-to", "none"]
+    assert main(common + ["--out", str(tmp_path / "all")]) == 0  # default: every track is a target
+    run = json.loads((tmp_path / "all" / "final" / "training_args.json").read_text())
+    assert (run["run"]["tracks"], run["run"]["targets"], run["complete_iou"]) == (5, 5, None)
+    with caplog.at_level(logging.WARNING):
+        assert main(common + ["--out", str(tmp_path / "some"), "--complete-iou", "0.65"]) == 0
+    run = json.loads((tmp_path / "some" / "final" / "training_args.json").read_text())
+    assert (run["run"]["tracks"], run["run"]["targets"]) == (5, 2)  # only the tracks at IoU 0.7 and 0.78
+    assert "--complete-iou 0.65: 3 of 5 tracks are more hidden than that" in caplog.text
+
+
+def test_complete_iou_that_drops_every_track_says_what_to_do(tmp_path, svd_folder, capsys):
+    from diffusion_vas.cli import main
+
+    data = _partly_hidden_json(tmp_path)
+    code = main(["train", "--stage", "content", "--base", str(svd_folder), "--data", str(data), "--data-root",
+                 str(tmp_path), "--out", str(tmp_path / "none"), "--size", "16x32", "--frames", "2",
+                 "--complete-iou", "0.95", "--report-to", "none"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "of 5 tracks, every one is below --complete-iou 0.95 (lower it or leave it out" in err
+    code = main(["train", "--stage", "amodal", "--base", str(svd_folder), "--data", "synthetic:1", "--out",
+                 str(tmp_path / "both"), "--epochs", "2", "--max-steps", "3"])
+    assert code == 1 and "--epochs or --max-steps, not both" in capsys.readouterr().err
+
+
+def test_single_process_cpu_launch_is_recognised_from_the_environment():
+    from diffusion_vas.models.training.launch import check_launch, single_process_cpu_launch
+
+    simple = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    assert single_process_cpu_launch(simple)
+    assert not single_process_cpu_launch({"ACCELERATE_USE_CPU": "True"})  # --cpu, one process: fine
+    assert not single_process_cpu_launch(dict(simple, WORLD_SIZE="2", RANK="0"))  # torchrun (--multi_gpu)
+    assert not single_process_cpu_launch(dict(simple, OMPI_COMM_WORLD_SIZE="2"))  # mpirun
+    assert not single_process_cpu_launch(dict(simple, ACCELERATE_USE_CPU="False"))
+    with pytest.raises(ValueError, match=r"accelerate launch --multi_gpu --num_processes N -m diffusion_vas.cli "
+                                         r"benchmark run --device cpu"):
+        check_launch("benchmark run", simple)
+
+
+def test_cpu_launch_with_several_processes_is_refused_with_the_form_that_works(tmp_path, svd_folder):
+    """``accelerate launch --cpu --num_processes 2`` would run one process silently: refused, exit 1."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    launcher = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or shutil.which("accelerate")
+    if launcher is None:
+        pytest.skip("the accelerate launcher is not installed")
+    command = [launcher, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+               "no", "--dynamo_backend", "no", "-m", "diffusion_vas.cli", "train", "--stage", "amodal", "--base",
+               str(svd_folder), "--data", "synthetic:1", "--out", str(tmp_path / "cpu"), "--size", "16x32",
+               "--frames", "2", "--max-steps", "1", "--validation-clips", "0", "--report-to", "none"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode != 0
+    assert "starts only one process" in done.stderr
+    assert "accelerate launch --multi_gpu --num_processes N -m diffusion_vas.cli train --cpu" in done.stderr
+    assert not (tmp_path / "cpu" / "final").exists()

@@ -2,12 +2,13 @@
 
 The defaults reproduce the authors' recipe (``../shared/docs/reference-training-and-evaluation.md`` §1-3, 10):
 AdamW 3e-5 constant (their effective rate; their YAML says 3e-6 but argparse overrides it), betas (0.9, 0.999),
-weight decay 0.01, eps 1e-8, no gradient clipping, batch 1 per process, 25 frames at 128x256, fp16 mixed precision
-on GPUs, noise level ``ln sigma ~ N(0.7, 1.6^2)``, condition noise ``ln sigma_c ~ N(-3, 0.5^2)``, conditioning
-dropout p = 0.1 (CLIP dropped when u < 2p, both latent conditions when p <= u < 3p), time ids [8, 127, sigma_c],
-checkpoints every 500 steps keeping 2, validation every 500 steps on 7 clips, stage-2 occluders pasted until the
-mean visible/amodal IoU falls below 0.7 (at most 5). The CLI, `train` and ``training_args.json`` all read this
-dataclass; nothing else holds a default.
+weight decay 0.01, eps 1e-8, no gradient clipping, batch 1 per process, 25 frames at 128x256, 20 epochs over the
+targets, fp16 mixed precision on GPUs, noise level ``ln sigma ~ N(0.7, 1.6^2)``, condition noise
+``ln sigma_c ~ N(-3, 0.5^2)``, conditioning dropout p = 0.1 (CLIP dropped when u < 2p, both latent conditions
+when p <= u < 3p), time ids [8, 127, sigma_c], checkpoints every 500 steps keeping 2, validation every 500 steps
+on 7 clips, stage-2 occluders pasted until the mean visible/amodal IoU falls below 0.7 (at most 5), every track a
+stage-2 target (the authors' content training takes every entry of its file). The CLI, `train` and
+``training_args.json`` all read this dataclass; nothing else holds a default.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ class TrainingConfig:
     out: output folder (checkpoints, validation, logs, ``final/``).
     size: processing ``(height, width)``; multiples of 8 (64 for the real model).
     num_frames: frames per training sample (the model was trained on 25).
-    max_steps: optimiser steps (each of ``batch_size x gradient_accumulation_steps`` samples per process).
+    epochs: passes over the targets (the authors train 20). One epoch is `steps_per_epoch` optimiser steps: every
+        target once, split across the processes, as the authors' sharded loader does.
+    max_steps: optimiser steps (each of ``batch_size x gradient_accumulation_steps`` samples per process); None
+        runs ``epochs`` epochs, a number runs exactly that many steps instead (``epochs`` is then unused).
     mixed_precision: ``auto`` = fp16 on CUDA (the authors'), none elsewhere.
     clip_context: ``all_frames`` (authors' training: each frame cross-attends to the 25 per-frame CLIP
         embeddings) or ``per_frame`` (one token per frame, the layout inference uses).
@@ -44,8 +48,13 @@ class TrainingConfig:
         linear layers instead (merged into the weights on export). ``conv_in2`` is always trained fully.
     occlusion_iou / max_occluders: stage-2 pair synthesis stops once the clip's mean visible/amodal IoU is below
         ``occlusion_iou`` or ``max_occluders`` tracks were pasted.
-    complete_object_iou: stage 2 without true hidden colours (no ``amodal_rgb/``): only tracks whose mean
-        visible/amodal IoU is at least this are targets (their colours are known everywhere).
+    complete_iou: stage 2, off (None) by default: only tracks whose mean visible/amodal IoU (over the frames
+        where the object is present) is at least this are targets; the others are still
+        occluders. The authors train on every entry of their file, so a partly hidden target's "complete" colours
+        include whatever hid it; a threshold such as 0.9 keeps only (almost) fully visible targets, whose colours
+        are known everywhere. Tracks with ``amodal_rgb/`` (true hidden colours) are always targets. Note that
+        SAIL-VOS visible masks are a little smaller than the full masks even when nothing hides the object, so a
+        threshold near 1 also drops complete small objects.
     depth_model: Depth Anything V2 folder or file, for stage-1 clips without a ``depth/`` folder.
     depth_cache: where estimated depth is cached (default ``<out>/depth_cache``).
     resume: ``latest`` or a ``checkpoint-N`` folder to continue from.
@@ -58,7 +67,8 @@ class TrainingConfig:
     data_root: str | None = None
     size: tuple[int, int] = (128, 256)
     num_frames: int = 25
-    max_steps: int = 10000
+    epochs: int = 20
+    max_steps: int | None = None  # None: `epochs` epochs
     batch_size: int = 1
     gradient_accumulation_steps: int = 1
     learning_rate: float = 3e-5
@@ -91,7 +101,7 @@ class TrainingConfig:
     validation_guidance: float = 1.5
     occlusion_iou: float = 0.7
     max_occluders: int = 5
-    complete_object_iou: float = 0.95
+    complete_iou: float | None = None  # None: every track is a stage-2 target (authors)
     synthetic_clips: int = 64
     depth_model: str | None = None
     depth_cache: str | None = None
@@ -112,7 +122,9 @@ class TrainingConfig:
         h, w = self.size
         if h <= 0 or w <= 0 or h % 8 or w % 8:
             raise ValueError(f"size {h}x{w}: both sides must be positive multiples of 8 (64 for the real model).")
-        for name in ("num_frames", "max_steps", "batch_size", "gradient_accumulation_steps", "save_every",
+        if self.max_steps is not None and int(self.max_steps) < 1:
+            raise ValueError(f"max_steps must be at least 1 (or None for `epochs` epochs), got {self.max_steps}.")
+        for name in ("num_frames", "epochs", "batch_size", "gradient_accumulation_steps", "save_every",
                      "validate_every", "max_occluders", "synthetic_clips", "validation_inference_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
@@ -132,6 +144,9 @@ class TrainingConfig:
             raise ValueError(f"clip_context {self.clip_context!r}: choose one of {', '.join(CLIP_CONTEXTS)}.")
         if not 0 < self.occlusion_iou <= 1:
             raise ValueError(f"occlusion_iou must be in (0, 1], got {self.occlusion_iou}.")
+        if self.complete_iou is not None and not 0 < self.complete_iou <= 1:
+            raise ValueError(f"complete_iou must be in (0, 1] (or None: every track is a target), got "
+                             f"{self.complete_iou}.")
 
     @property
     def out_dir(self) -> Path:

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainingConfig
 from .data import DepthCache, open_source
+from .launch import check_launch
 from .model import add_lora, enable_block_checkpointing, export_checkpoint, load_base, select_trainable
 from .samples import PURPOSE_GLOBAL, PURPOSE_NOISE, IndexRange, TrainingSamples, collate, derived_seed
 from .step import LossComputer
@@ -85,7 +86,10 @@ def train(config: TrainingConfig, progress: bool = True, on_step: Callable[[int,
 
     Call it in every process (``accelerate launch`` starts them); single-process runs need nothing else.
     ``on_step(step, loss)`` is called after every optimiser step with the loss averaged over processes.
+    The run is ``config.max_steps`` optimiser steps, or ``config.epochs`` epochs of `steps_per_epoch` steps
+    when ``max_steps`` is None (logged at the start with the steps per epoch).
     """
+    check_launch("train")
     out = config.out_dir
     mixed = resolve_mixed_precision(config.mixed_precision, config.cpu)
     report_to = _tracker(config.report_to)
@@ -119,7 +123,7 @@ def train(config: TrainingConfig, progress: bool = True, on_step: Callable[[int,
     with accelerator.main_process_first():  # the main process fills the depth cache, the others read it
         source = open_source(config.data, config.size, config.num_frames, config.seed, config.stage == "amodal",
                              depth, config.data_root, config.synthetic_clips)
-        samples = TrainingSamples(source, config, rank)
+        samples = TrainingSamples(source, config, rank, accelerator.num_processes)
         if config.stage == "amodal":
             source.precompute_depth()
 
@@ -130,10 +134,12 @@ def train(config: TrainingConfig, progress: bool = True, on_step: Callable[[int,
         step = int(json.loads((checkpoint / STATE_FILE).read_text())["global_step"])
         logger.info("resumed from %s at step %d", checkpoint, step)
 
+    total = total_steps(config, samples.steps_per_epoch)
     trained_count = sum(p.numel() for p in params)
     run_facts = {"base_kind": base.kind, "trained_parameters": trained_count, "trained_tensors": len(trained),
                  "processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
-                 "tracks": len(source), "targets": len(samples.targets)}
+                 "tracks": len(source), "targets": len(samples.targets),
+                 "steps_per_epoch": samples.steps_per_epoch, "total_steps": total}
     args = dict(config.to_dict(), run=run_facts)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -141,14 +147,19 @@ def train(config: TrainingConfig, progress: bool = True, on_step: Callable[[int,
         logger.info("training %s: %d tracks (%d targets), %s trained parameters in %d tensors, %d process(es), "
                     "mixed precision %s", config.stage, len(source), len(samples.targets), f"{trained_count:,}",
                     len(trained), accelerator.num_processes, accelerator.mixed_precision)
+        logger.info("%d steps per epoch (%d targets / (batch %d x %d process(es) x accumulation %d), rounded up); "
+                    "%s", samples.steps_per_epoch, len(samples.targets), config.batch_size,
+                    accelerator.num_processes, config.gradient_accumulation_steps,
+                    f"{config.epochs} epochs = {total} steps" if config.max_steps is None else
+                    f"--max-steps {total} = {total / samples.steps_per_epoch:.2f} epochs")
     if report_to:
         accelerator.init_trackers("diffusion-vas-train", config=_hparams(config))
 
     per_step = config.batch_size * config.gradient_accumulation_steps
     loader = DataLoader(samples, batch_size=config.batch_size, collate_fn=collate, num_workers=config.num_workers,
-                        sampler=IndexRange(step * per_step, max(0, config.max_steps - step) * per_step))
+                        sampler=IndexRange(step * per_step, max(0, total - step) * per_step))
     loss_fn = LossComputer(base.vae, base.image_encoder, base.clip_mean, base.clip_std, config, device, weight_dtype)
-    bar = tqdm(total=config.max_steps, initial=step, desc=f"train {config.stage}", unit="step",
+    bar = tqdm(total=total, initial=step, desc=f"train {config.stage}", unit="step",
                disable=not (progress and accelerator.is_local_main_process))
     micro = step * config.gradient_accumulation_steps
     running = []
@@ -177,7 +188,7 @@ def train(config: TrainingConfig, progress: bool = True, on_step: Callable[[int,
         if on_step is not None:
             on_step(step, step_loss)
         accelerator.log({"train_loss": step_loss, "lr": scheduler.get_last_lr()[0]}, step=step)
-        if step % config.save_every == 0 or step == config.max_steps:
+        if step % config.save_every == 0 or step == total:
             save_checkpoint(accelerator, out, step, config.checkpoints_total_limit)
         if config.validation_clips and (step % config.validate_every == 0):
             if accelerator.is_main_process:
@@ -185,7 +196,7 @@ def train(config: TrainingConfig, progress: bool = True, on_step: Callable[[int,
                                          weight_dtype, accelerator.autocast)
                 accelerator.log(flat_scalars(metrics), step=step)
             accelerator.wait_for_everyone()
-        if step >= config.max_steps:
+        if step >= total:
             break
     bar.close()
 
@@ -197,6 +208,12 @@ def train(config: TrainingConfig, progress: bool = True, on_step: Callable[[int,
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
+
+
+def total_steps(config: TrainingConfig, per_epoch: int) -> int:
+    """The run's optimiser steps: ``max_steps`` when given, else ``epochs x per_epoch`` (the authors'
+    ``num_train_epochs x num_update_steps_per_epoch``)."""
+    return int(config.max_steps) if config.max_steps is not None else int(config.epochs) * int(per_epoch)
 
 
 def save_checkpoint(accelerator: Accelerator, out: Path, step: int, keep: int) -> Path:
