@@ -6,18 +6,23 @@ its progress bar (whose hook also raises on Cancel) and its cache clearing. `ins
 Outside ComfyUI (tests, scripts) nothing is installed and the plain host serves the nodes too.
 
 `managed` places a set of modules on the compute device for one node call: through ``ModelPatcher`` inside
-ComfyUI (which unloads other models when VRAM is short), by ``.to(device)`` outside it.
+ComfyUI (which unloads other models when VRAM is short), by ``.to(device)`` outside it, after moving other
+bundles back to the CPU while VRAM is short.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import weakref
 from pathlib import Path
 
 import torch
 
 from ..models.host import Host, get_host, set_host
+
+logger = logging.getLogger(__name__)
 
 try:  # ComfyUI is importable only inside a running ComfyUI.
     import folder_paths  # type: ignore
@@ -52,6 +57,9 @@ class ComfyHost(Host):
 
     def offload_device(self) -> torch.device:
         return model_management.unet_offload_device()
+
+    def free_memory(self, device: torch.device) -> int | None:
+        return int(model_management.get_free_memory(device))
 
     def half_dtype(self, device: torch.device) -> torch.dtype:
         if model_management.should_use_bf16(device):
@@ -103,14 +111,66 @@ class ManagedModels:
         self.patcher = ModelPatcher(self.bundle, load_device, self.offload_device) if HAS_COMFY else None
 
     @contextlib.contextmanager
-    def managed(self):
-        """Loads the modules on the compute device (ComfyUI may first unload other models), yields the device,
-        and afterwards lets the host free cached memory (ComfyUI decides itself when to move models off)."""
+    def managed(self, memory_required: int = 0):
+        """Loads the modules on the compute device, yields the device, and afterwards lets the host free cached
+        memory.
+
+        ``memory_required``: bytes the call needs beyond the weights (`engine.runtime.sampling_bytes`). Inside
+        ComfyUI, its model management unloads other models until the weights and that much fit (and decides itself
+        when to move these off again). Outside it, bundles this process placed on the same accelerator are moved
+        back to the offload device, least recently used first, while the free memory is short (`_make_room`).
+        """
         if self.patcher is not None:
-            model_management.load_models_gpu([self.patcher], force_full_load=True)
+            model_management.load_models_gpu([self.patcher], memory_required=memory_required, force_full_load=True)
         else:
+            _make_room(self, memory_required)
             self.bundle.to(self.load_device)
+            _note_resident(self)
         try:
             yield self.load_device
         finally:
             get_host().empty_cache()
+
+    def bytes_to_load(self) -> int:
+        """Bytes of the weights not on the compute device yet."""
+        tensors = list(self.bundle.parameters()) + list(self.bundle.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors if t.device != self.load_device)
+
+    def offload(self) -> None:
+        self.bundle.to(self.offload_device)
+
+
+_resident: list[weakref.ref] = []  # plain host: bundles placed on an accelerator, least recently used first
+
+
+def _note_resident(bundle: ManagedModels) -> None:
+    if bundle.load_device.type == "cpu":
+        return
+    _resident[:] = [ref for ref in _resident if ref() is not None and ref() is not bundle]
+    _resident.append(weakref.ref(bundle))
+
+
+def _make_room(bundle: ManagedModels, memory_required: int) -> None:
+    """Outside ComfyUI: offloads other resident bundles of ``bundle``'s device, oldest first, until its weights
+    plus ``memory_required`` bytes fit in the free memory (`Host.free_memory`); warns when they still do not."""
+    device, host = bundle.load_device, get_host()
+    if device.type == "cpu":
+        return
+    need = bundle.bytes_to_load() + memory_required
+    for ref in list(_resident):
+        other = ref()
+        if other is None or other is bundle or other.load_device != device:
+            continue
+        free = host.free_memory(device)
+        if free is None or free >= need:
+            break
+        logger.info("Diffusion-VAS: %.2f GiB free on %s, %.2f GiB needed: moving %s to %s", free / 2**30, device,
+                    need / 2**30, ", ".join(name for name, _ in other.bundle.named_children()), other.offload_device)
+        other.offload()
+        _resident.remove(ref)
+        host.empty_cache()
+    free = host.free_memory(device)
+    if free is not None and free < need:
+        logger.warning("Diffusion-VAS: %.2f GiB free on %s but about %.2f GiB needed; the call may run out of "
+                       "memory (lower object_batch_size, decode_chunk_size or the processing size).",
+                       free / 2**30, device, need / 2**30)

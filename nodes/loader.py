@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ..models import DiffusionVASPipeline, load_pipeline
+from ..models import DEFAULT_SIZE, DiffusionVASPipeline, SamplingOptions, load_pipeline
+from ..models.engine.runtime import sampling_bytes
+from ..models.engine.unet import DEFAULT_COMPILE
 from ..models.host import (
     AMODAL_SEGMENTATION, CONTENT_COMPLETION, DIFFUSION_VAS, PRECISIONS, available_models, get_host, is_checkpoint,
     resolve_checkpoint, resolve_dtype,
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 MODEL_KIND = DIFFUSION_VAS.folder
 PUBLISHED = tuple(DIFFUSION_VAS.published)
 STAGES = {"segmentation": AMODAL_SEGMENTATION, "completion": CONTENT_COMPLETION}
+WORK_FRAMES = SamplingOptions().window  # a call's default working set: one window of the trained length
 
 
 @dataclass
@@ -55,18 +58,22 @@ class DiffusionVASModel:
             )
 
     @contextlib.contextmanager
-    def prepared(self):
-        """The pipeline on the compute device for one node call (placed through ComfyUI's model management,
-        which may unload other models first)."""
-        with self.managed.managed() as device:
+    def prepared(self, frames: int = WORK_FRAMES, size: tuple[int, int] = DEFAULT_SIZE, rows: int = 1):
+        """The pipeline on the compute device for one node call, placed through ComfyUI's model management (or
+        the plain host's), which first offloads other models when the weights and the call's working memory
+        (`sampling_bytes` for ``rows`` object-samples of a ``frames``-frame window at the processing ``size``;
+        default: one trained-size window) do not fit."""
+        need = sampling_bytes(frames, size, rows, self.pipeline.dtype)
+        with self.managed.managed(need) as device:
             yield self.pipeline.to(device)
 
 
 _cache: dict[tuple[str, torch.dtype], DiffusionVASModel] = {}  # one entry per checkpoint folder
 
 
-def get_model(name: str, precision: str) -> DiffusionVASModel:
-    """The loaded checkpoint for ``name`` at ``precision``, reused while (path, dtype) stays the same."""
+def get_model(name: str, precision: str, compile: bool = DEFAULT_COMPILE) -> DiffusionVASModel:
+    """The loaded checkpoint for ``name`` at ``precision``, reused while (path, dtype) stays the same; its UNet
+    compiled with ``torch.compile`` when ``compile`` (`DiffusionVASUNet.set_compiled`)."""
     path = resolve_checkpoint(name)
     device = get_host().torch_device()
     dtype = resolve_dtype(precision, device)
@@ -77,6 +84,7 @@ def get_model(name: str, precision: str) -> DiffusionVASModel:
         pipeline = load_pipeline(path, "cpu", dtype)
         _cache[key] = DiffusionVASModel(name, path, pipeline, ManagedModels(pipeline.modules, device))
         logger.info("Diffusion-VAS: loaded %s (%s)", path, dtype)
+    _cache[key].pipeline.unet.set_compiled(compile)
     return _cache[key]
 
 
@@ -115,8 +123,8 @@ class DiffusionVASLoader:
             return True
         return f"model: {model!r} is neither a checkpoint folder in models/{MODEL_KIND} nor an absolute path to one."
 
-    def load(self, model, precision="auto"):
-        return (get_model(model, precision),)
+    def load(self, model, precision="auto", compile=DEFAULT_COMPILE):
+        return (get_model(model, precision, compile),)
 
 
 NODE_CLASS_MAPPINGS = {"DiffusionVASLoader": DiffusionVASLoader}

@@ -89,3 +89,17 @@ def test_weights_not_matching_config_are_named(checkpoint):
     (checkpoint / "unet" / "config.json").write_text(json.dumps(config))
     with pytest.raises(RuntimeError, match="does not match"):
         load_pipeline(checkpoint)
+
+
+def test_image_encoder_file_with_saved_position_ids_loads(checkpoint):
+    """Older transformers saved CLIP's non-persistent ``position_ids``; the loader drops it and makes the buffer."""
+    file = checkpoint / "image_encoder" / "model.safetensors"
+    state = load_file(str(file))
+    reference = load_pipeline(checkpoint).image_encoder
+    save_file({**state, "vision_model.embeddings.position_ids": torch.arange(10).view(1, -1)}, str(file))
+    encoder = load_pipeline(checkpoint).image_encoder
+    positions = encoder.vision_model.embeddings.position_ids
+    assert torch.equal(positions, reference.vision_model.embeddings.position_ids)
+    assert torch.equal(positions, torch.arange(positions.shape[1]).view(1, -1))
+    pixels = torch.rand(2, 3, 224, 224)
+    assert torch.equal(encoder(pixels).image_embeds, reference(pixels).image_embeds)

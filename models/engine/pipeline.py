@@ -40,6 +40,7 @@ from diffusers import EulerDiscreteScheduler
 from .condition_video import ConditionVideo, as_condition_video
 from .options import SamplingOptions
 from .resize import clip_image_embeddings
+from .runtime import tf32_matmuls, videos_per_decode
 from .windows import window_starts, window_weights
 
 logger = logging.getLogger(__name__)
@@ -130,14 +131,15 @@ class DiffusionVASPipeline:
         groups = [list(range(i, min(i + size, n * k))) for i in range(0, n * k, size)]
         progress = _Progress(callback, options.num_inference_steps * len(groups))
         pieces = []
-        for group in groups:
-            latents = self._denoise_group(video_a, video_b, [sources[r] for r in group], [seeds[r] for r in group],
-                                          options, progress)
-            if on_decoded is None:
-                pieces.append(self._decode(latents, options.decode_chunk_size))
-            else:
-                self._decode(latents, options.decode_chunk_size,
-                             lambda i, part, pixels, group=group: on_decoded(group[i], part, pixels))
+        with tf32_matmuls(self.device):
+            for group in groups:
+                latents = self._denoise_group(video_a, video_b, [sources[r] for r in group],
+                                              [seeds[r] for r in group], options, progress)
+                if on_decoded is None:
+                    pieces.append(self._decode(latents, options.decode_chunk_size))
+                else:
+                    self._decode(latents, options.decode_chunk_size,
+                                 lambda i, part, pixels, group=group: on_decoded(group[i], part, pixels))
         if on_decoded is not None:
             return None
         frames = torch.cat(pieces)
@@ -167,7 +169,12 @@ class DiffusionVASPipeline:
                                 device=self.device).repeat(lat_a.shape[0], 1)
 
         scheduler = EulerDiscreteScheduler.from_config(self.scheduler_config)
-        scheduler.set_timesteps(options.num_inference_steps, device=self.device)
+        # No host synchronisation inside the loop: the schedule is made on the CPU (set_timesteps reads every sigma
+        # back to the host) and moved once, and a fixed begin index spares the scheduler's first-step search for
+        # the timestep (a device-to-host read). The scheduler keeps its sigmas on the CPU itself.
+        scheduler.set_timesteps(options.num_inference_steps, device="cpu")
+        scheduler.set_begin_index(0)
+        timesteps = scheduler.timesteps.to(self.device)
         latents = latents.to(self.device) * scheduler.init_noise_sigma
 
         starts = window_starts(t, options.window, options.overlap)
@@ -177,7 +184,7 @@ class DiffusionVASPipeline:
         guidance = torch.full((1, span, 1, 1, 1), options.guidance_scale, device=self.device, dtype=latents.dtype)
         contexts = [self._context(embeds[:, s:s + span], do_cfg) for s in starts]
 
-        for step_t in scheduler.timesteps:
+        for step_t in timesteps:
             model_in = torch.cat([latents] * 2) if do_cfg else latents
             model_in = scheduler.scale_model_input(model_in, step_t)
             prediction = torch.zeros_like(latents)
@@ -247,21 +254,41 @@ class DiffusionVASPipeline:
 
     def _decode(self, latents: torch.Tensor, chunk: int, emit=None) -> torch.Tensor | None:
         """Temporal VAE decoding ``chunk`` frames at a time: ``[N, T, 4, h, w]`` -> ``[N, T, 3, H, W]`` in [0, 1] on
-        the CPU; or, with ``emit``, each row's pieces handed to ``emit(row, frames, pixels [t, 3, H, W])``."""
+        the CPU; or, with ``emit``, each row's pieces handed to ``emit(row, frames, pixels [t, 3, H, W])``.
+
+        Every (row, chunk) is one video of the temporal decoder, as in the reference; videos of equal length share a
+        decoder call, as many as the free memory holds (`runtime.videos_per_decode`; the N rows of one chunk where
+        the host cannot tell the free memory). Videos go chunk by chunk, rows in order within a chunk, so each
+        row's pieces reach ``emit`` in frame order."""
+        from ..host.policy import get_host  # lazily: models.host imports the engine
+
         n, t = latents.shape[:2]
         latents = latents / self.vae.config.scaling_factor
-        pieces = []
-        for s in range(0, t, chunk):
-            z = latents[:, s:s + chunk]
-            k = z.shape[1]
-            decoded = self.vae.decode(z.flatten(0, 1).to(self.vae.decoder.conv_in.weight.dtype), num_frames=k).sample
-            frames = (decoded.float().view(n, k, *decoded.shape[1:]) / 2 + 0.5).clamp(0, 1).cpu()
-            if emit is None:
-                pieces.append(frames)
+        dtype = self.vae.decoder.conv_in.weight.dtype
+        f = self.vae_scale_factor
+        size = (latents.shape[-2] * f, latents.shape[-1] * f)
+        videos = [(row, s) for s in range(0, t, chunk) for row in range(n)]
+        free = get_host().free_memory(self.device)
+        per_call = n if free is None else videos_per_decode(len(videos), chunk, size, dtype, free)
+        groups: list[list[tuple[int, int]]] = []
+        for row, s in videos:
+            last = groups[-1] if groups else None
+            if last and len(last) < per_call and min(chunk, t - last[0][1]) == min(chunk, t - s):
+                last.append((row, s))
             else:
-                for row in range(n):
-                    emit(row, slice(s, s + k), frames[row])
-        return torch.cat(pieces, dim=1) if emit is None else None
+                groups.append([(row, s)])
+        out = None if emit is not None else torch.empty(n, t, 3, *size)
+        for group in groups:
+            k = min(chunk, t - group[0][1])
+            z = torch.stack([latents[row, s:s + k] for row, s in group]).flatten(0, 1)
+            decoded = self.vae.decode(z.to(dtype), num_frames=k).sample
+            frames = (decoded.float().view(len(group), k, *decoded.shape[1:]) / 2 + 0.5).clamp(0, 1).cpu()
+            for (row, s), pixels in zip(group, frames):
+                if emit is None:
+                    out[row, s:s + k] = pixels
+                else:
+                    emit(row, slice(s, s + k), pixels)
+        return out
 
     @staticmethod
     def _check_conditions(video_a: ConditionVideo, video_b: ConditionVideo, samples: int) -> tuple[int, int]:

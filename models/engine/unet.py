@@ -17,6 +17,9 @@ from torch import nn
 from diffusers.models.unets.unet_spatio_temporal_condition import UNetSpatioTemporalConditionModel
 
 CONDITIONED_IN_CHANNELS = 12
+# torch.compile of the UNet is opt-in: compiled kernels change results within float rounding, and the first call
+# compiles (a minute or more for the real model); the node and the command line take their default from here.
+DEFAULT_COMPILE = False
 
 
 class DiffusionVASUNet(UNetSpatioTemporalConditionModel):
@@ -30,6 +33,24 @@ class DiffusionVASUNet(UNetSpatioTemporalConditionModel):
             CONDITIONED_IN_CHANNELS, model.config.block_out_channels[0], kernel_size=3, padding=1
         )
         return model
+
+    @property
+    def is_compiled(self) -> bool:
+        return getattr(self, "_compiled_call_impl", None) is not None
+
+    def set_compiled(self, enabled: bool, mode: str | None = None, backend: str = "inductor") -> None:
+        """Runs the forward through ``torch.compile`` (``enabled``) or eagerly again.
+
+        Compiles in place (`torch.nn.Module.compile`): the module, its parameters and its state dict stay as they
+        are, so the pipeline, ComfyUI's model management and device moves see the same object. The first call of
+        each input shape compiles; later calls reuse the kernels. ``mode`` and ``backend`` are `torch.compile`'s
+        (the tests trace with ``aot_eager``, which generates no code). Calling it again while compiled keeps the
+        first settings.
+        """
+        if enabled and not self.is_compiled:
+            self.compile(mode=mode, backend=backend)
+        elif not enabled and self.is_compiled:
+            self._compiled_call_impl = None
 
     def forward(
         self,

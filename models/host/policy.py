@@ -16,6 +16,8 @@ from typing import Callable
 
 import torch
 
+from ..engine.runtime import free_memory
+
 logger = logging.getLogger(__name__)
 
 MODELS_ENV = "DIFFUSION_VAS_MODELS_DIR"
@@ -43,6 +45,10 @@ class Host:
 
     def offload_device(self) -> torch.device:
         return torch.device("cpu")
+
+    def free_memory(self, device: torch.device) -> int | None:
+        """Bytes a new allocation on ``device`` can still get (`engine.runtime.free_memory`); None where unknown."""
+        return free_memory(device)
 
     def half_dtype(self, device: torch.device) -> torch.dtype:
         """The half precision ``auto`` picks on an accelerator (bf16 where supported, else fp16)."""
