@@ -2,7 +2,8 @@
 
     diffusion-vas benchmark run --dataset sailvos --annotations val.json --data-root /data/sailvos_cut_png \
         --output results/sailvos.json [--score]
-    accelerate launch --num_processes 8 -m diffusion_vas.cli benchmark run ...   # one shard per process
+    accelerate launch --multi_gpu --num_processes 8 -m diffusion_vas.cli benchmark run ...   # one shard per process
+    diffusion-vas benchmark run ... --samples 3 --score     # Top-1 and the oracle Top-3, as the paper's rows
     diffusion-vas benchmark score --dataset sailvos --annotations val.json --predictions results.json
 
 ``score`` takes any result JSON in the authors' format (theirs or this project's) and needs no frames. Registered
@@ -61,7 +62,11 @@ def add_benchmark_parser(commands) -> None:
     run.add_argument("--depth-cache", type=Path, help="folder to keep each clip's raw depth in (reused on resume)")
     run.add_argument("--steps", type=int, default=25, help="denoising steps (default: %(default)s)")
     run.add_argument("--seed", type=int, default=23, help="stage-1 seed, per clip (default: %(default)s)")
-    run.add_argument("--limit", type=int, help="only the first N usable clips")
+    run.add_argument("--limit", type=int, help="only the first N usable clips (with --score: scored on those)")
+    run.add_argument("--samples", type=int, default=1,
+                     help="K stage-1 samples per clip (sample k with seed + k; sample 0 in the authors' fields); "
+                          "scoring adds the oracle Top-K: per clip the best of K, chosen with the ground truth, "
+                          "as the paper's Top-3 rows (default: %(default)s)")
     run.add_argument("--size", type=_size, help="processing HEIGHTxWIDTH instead of the dataset's (256x512); "
                                                  "not the authors' setting")
     run.add_argument("--device", default="auto", help="auto (accelerate's device per process), cpu, cuda, ...")
@@ -80,6 +85,8 @@ def run_command(args: argparse.Namespace) -> None:
     from .models.stages.run import SamplingOptions
 
     settings = settings_for(args.dataset)
+    if args.samples < 1:
+        raise ValueError(f"--samples {args.samples}: give at least 1.")
     state = _process_state(args.device)
     device = state.device if (args.device == "auto" and state is not None) else resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
@@ -94,23 +101,31 @@ def run_command(args: argparse.Namespace) -> None:
         content_dir=args.content_dir, depth_cache=args.depth_cache, limit=args.limit,
         process_index=state.process_index if state else 0, num_processes=state.num_processes if state else 1,
         barrier=state.wait_for_everyone if state else None, progress=not args.no_progress, size=args.size,
+        samples=args.samples,
     )
     logger.info("%d clips predicted here, %d were already done%s.", report.predicted, report.already_done,
                 f"; results merged into {report.output}" if report.merged else "")
     if args.score and report.merged:
         args.predictions = report.output
-        score_command(args)
+        score_command(args, limit=args.limit)
 
 
-def score_command(args: argparse.Namespace) -> None:
+def score_command(args: argparse.Namespace, limit: int | None = None) -> None:
+    """Scores ``args.predictions``; ``limit`` (a ``run --limit N``): only the first N usable clips, the ones
+    that run predicted, and the summary says it is a partial run."""
+    from itertools import islice
+
     from .models.evaluation.benchmark import open_dataset, settings_for
     from .models.evaluation.benchmark_scoring import format_summary, load_results, score_results
 
     settings = settings_for(args.dataset)
     data = open_dataset(args.dataset, args.annotations, None, args.track_offsets)
     results = load_results(args.predictions)
-    summary = score_results(data.clips(), results, settings.kind, settings.score_size, args.buckets,
+    clips = data.clips() if limit is None else islice(data.clips(), limit)
+    summary = score_results(clips, results, settings.kind, settings.score_size, args.buckets,
                             args.missing, source=str(args.predictions))
+    if limit is not None:
+        summary["partial"] = {"limit": limit, "entries": len(data)}
     summary["skipped_entries"] = [{"entry": i, "reason": r} for i, r in data.skipped]
     logger.info("%s", format_summary(summary, args.dataset))
     if args.summary:
@@ -131,8 +146,12 @@ def _process_state(device: str):
 
     On a machine without CUDA (or with ``--device cpu``) the state is asked for CPU processes, so that
     ``accelerate launch --multi_gpu --num_processes N`` (torchrun underneath) gives N gloo-connected CPU
-    processes instead of N unconnected copies.
+    processes instead of N unconnected copies. ``accelerate launch --cpu --num_processes N``, which starts one
+    process only, is refused with that form (`models.training.launch`).
     """
+    from .models.training.launch import check_launch
+
+    check_launch("benchmark run")
     try:
         from accelerate import PartialState
     except ImportError:

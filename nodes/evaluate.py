@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 
-from ..models.evaluation.metrics import completion_metrics, paper_protocol, strict_protocol, top_k_scores
+from ..models.evaluation.metrics import (completion_metrics, completion_top_k, paper_protocol, strict_protocol,
+                                         top_k_scores)
 from ..models.stages.hypotheses import select
 
 _STACKING = "For several objects, stack N*T frames object by object and set objects to N."
@@ -55,11 +56,11 @@ class EvaluateAmodal:
                  true_amodal_rgb=None, samples=1):
         amodal = _split(true_amodal_masks, objects, "true_amodal_masks")
         modal = _split(true_modal_masks, objects, "true_modal_masks")
-        all_samples = amodal_masks
+        all_samples, all_rgb = amodal_masks, None
         if samples > 1:
             amodal_masks = select(_batch(amodal_masks), objects, samples, 0)
             if amodal_rgb is not None and amodal_rgb.shape[0] == samples * true_amodal_masks.shape[0]:
-                amodal_rgb = select(amodal_rgb, objects, samples, 0)
+                all_rgb, amodal_rgb = amodal_rgb, select(amodal_rgb, objects, samples, 0)
         pred = _split(amodal_masks, objects, "amodal_masks")
         paper, strict = paper_protocol(pred, amodal, modal), strict_protocol(pred, amodal, modal)
         lines = [
@@ -84,8 +85,15 @@ class EvaluateAmodal:
             hidden = [(a > 0.5) & (m <= 0.5) for a, m in zip(amodal, modal)]  # masks are on above 0.5
             scores = completion_metrics(_split(amodal_rgb, objects, "amodal_rgb"),
                                         _split(true_amodal_rgb, objects, "true_amodal_rgb"), hidden)
-            lines.append(f"completion in the hidden part: PSNR {_num(scores['psnr'], 2)} dB  SSIM "
-                         f"{_num(scores['ssim'], 4)}  ({scores['frames']} frames)")
+            lines.append(f"completion in the hidden part{' (Top-1, sample 0)' if all_rgb is not None else ''}: "
+                         f"PSNR {_num(scores['psnr'], 2)} dB  SSIM {_num(scores['ssim'], 4)}  "
+                         f"({scores['frames']} frames)")
+            if all_rgb is not None:
+                stacks = [c.reshape(samples, -1, *c.shape[1:]) for c in _split(all_rgb, objects, "amodal_rgb")]
+                best = completion_top_k(stacks, _split(true_amodal_rgb, objects, "true_amodal_rgb"),
+                                        hidden)["oracle"]
+                lines.append(f"completion oracle Top-{samples} (PSNR and SSIM each the best of {samples} samples "
+                             f"per object): PSNR {_num(best['psnr'], 2)} dB  SSIM {_num(best['ssim'], 4)}")
         report = "\n".join(lines)
         return {"ui": {"text": [report]}, "result": (report,)}
 

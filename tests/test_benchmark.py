@@ -176,14 +176,46 @@ def test_score_cli_prints_both_protocols(tmp_path, caplog):
 # -- runner -----------------------------------------------------------------------------------------------------
 
 class FakeSampler:
-    """Stands in for a pipeline: decodes to all white (``value`` 1) or all black (0); records its inputs."""
+    """Stands in for a pipeline (the `DiffusionVASPipeline.sample` interface: tensor or `ConditionVideo`
+    conditions, K samples, ``on_decoded`` pieces); records its inputs as tensors.
 
-    def __init__(self, value: float):
-        self.value, self.calls = value, []
+    ``value``: every decoded pixel (1 white, 0 black), or a list with one value per sample; or ``render(k, t)``
+    giving sample k's frame t as ``[3, h, w]`` in 0..1.
+    """
 
-    def sample(self, cond_a, cond_b, options=None, callback=None, **changes):
-        self.calls.append((cond_a.clone(), cond_b.clone(), options))
-        return torch.full_like(cond_a, self.value)
+    def __init__(self, value=0.0, render=None):
+        self.value, self.render, self.calls = value, render, []
+
+    def frame(self, k: int, t: int, like: torch.Tensor) -> torch.Tensor:
+        if self.render is not None:
+            return self.render(k, t)
+        value = self.value[k] if isinstance(self.value, (list, tuple)) else self.value
+        return torch.full_like(like, value)
+
+    def sample(self, cond_a, cond_b, options=None, callback=None, *, on_decoded=None, **changes):
+        from diffusion_vas.models import SamplingOptions
+
+        options = (options or SamplingOptions()).with_changes(**changes)
+        a, b = (c.materialize() if hasattr(c, "materialize") else c.clone() for c in (cond_a, cond_b))
+        self.calls.append((a, b, options))
+        single = a.ndim == 4
+        rows = a.reshape(-1, *a.shape[-4:])  # objects (x hypotheses)
+        per_sample = a.ndim == 6
+        k = a.shape[1] if per_sample else options.samples
+        n = rows.shape[0] // (k if per_sample else 1)
+        out = []
+        for r in range(n * k):
+            like = rows[r if per_sample else r // k]
+            video = torch.stack([self.frame(r % k, t, like[t]) for t in range(like.shape[0])]).float()
+            if on_decoded is not None:
+                on_decoded(r, slice(0, video.shape[0]), video)
+            out.append(video)
+        if on_decoded is not None:
+            return None
+        frames = torch.stack(out)
+        if k > 1 or per_sample:
+            frames = frames.view(n, k, *frames.shape[1:])
+        return frames[0] if single else frames
 
 
 def write_frames(root, entries, key, size):
@@ -328,3 +360,194 @@ def test_runner_with_a_tiny_model_built_here(tmp_path):
     assert mask.shape == (64, 128) and (mask | visible).sum() == mask.sum()  # stage 1 keeps the visible mask
     s = score_results(read_sailvos(ann).clips(), results, "mask")  # scored at MOVi's native 256x256
     assert 0 < s["authors"]["miou"] <= 1 and s["frames"] == 2
+
+
+# -- several samples: Top-1 and the oracle Top-K ---------------------------------------------------------------
+
+def with_samples(per_sample: list[dict]) -> dict:
+    """Result files of K one-sample predictions -> one K-sample file (sample 0 in the authors' field)."""
+    out = {}
+    for key in per_sample[0]:
+        out[key] = {"diffvas_res_rle": per_sample[0][key]["diffvas_res_rle"],
+                    "diffvas_samples_rle": [p[key]["diffvas_res_rle"] for p in per_sample]}
+    return out
+
+
+def assert_oracle_not_below_top1(summary: dict) -> None:
+    """Every oracle figure is at least its Top-1 figure (where Top-1 is defined: the authors' miou_occ is NaN when
+    sample 0 scores no hidden frame above 0, and any oracle value is then above it)."""
+    for protocol in ("authors", "strict"):
+        assert summary["oracle"][protocol] and set(summary["oracle"][protocol]) <= set(summary[protocol])
+        for figure, value in summary["oracle"][protocol].items():
+            top1 = summary[protocol][figure]
+            assert math.isnan(top1) or value >= top1 - 1e-12, (protocol, figure, value, top1)
+
+
+def test_oracle_top_k_scoring_by_hand(tmp_path):
+    """Sample 0 = the hand predictions above; sample 1 exact everywhere; sample 2 empty. The oracle takes sample 1
+    for clip A and keeps sample 0 for clip B (already exact; ties keep the first): every figure is 1."""
+    top1 = hand_predictions()
+    exact = {k: {"diffvas_res_rle": rle.encode(box_mask(SAIL, 100, 100, 300, 200))} for k in top1}
+    empty = {k: {"diffvas_res_rle": rle.encode(np.zeros(SAIL, bool))} for k in top1}
+    results = with_samples([top1, exact, empty])
+    s = score_results(read_sailvos(hand_clips(tmp_path)).clips(), results, "mask", SAIL)
+    assert s["samples"] == 3
+    assert s["authors"]["miou"] == pytest.approx(AUTHORS_MIOU, abs=1e-9)  # Top-1 = sample 0
+    assert s["strict"]["miou_occ"] == pytest.approx(STRICT_OCC, abs=1e-12)
+    oracle = s["oracle"]
+    assert oracle["authors"]["miou"] == pytest.approx(1.0, abs=1e-9)
+    assert oracle["authors"]["miou_occ"] == pytest.approx(1.0, abs=1e-9)
+    assert oracle["strict"]["miou"] == pytest.approx(1.0) and oracle["strict"]["miou_occ"] == pytest.approx(1.0)
+    assert oracle["chosen"]["strict"]["miou"] == [1, 1, 0]  # clip B: sample 0, clip A: sample 1
+    from diffusion_vas.models.evaluation.benchmark_scoring import format_summary
+
+    text = format_summary(s, "sailvos")
+    assert "Top-1 (sample 0 of 3):" in text and "oracle Top-3 (for each figure the best of the 3 samples" in text
+    assert "oracle authors' protocol: miou 100.00, miou_occ 100.00" in text
+    # a file whose sample 0 is not the authors' field, or with mixed sample counts, is refused
+    bad = json.loads(json.dumps(results))
+    bad["(0, 1)"]["diffvas_samples_rle"][0] = bad["(0, 1)"]["diffvas_samples_rle"][2]
+    with pytest.raises(ValueError, match="differs from the authors' field"):
+        score_results(read_sailvos(hand_clips(tmp_path)).clips(), bad, "mask", SAIL)
+    mixed = dict(results)
+    for key in ("(10, 2)", "(11, 2)"):
+        mixed[key] = {"diffvas_res_rle": top1[key]["diffvas_res_rle"]}
+    with pytest.raises(ValueError, match="different numbers of samples"):
+        score_results(read_sailvos(hand_clips(tmp_path)).clips(), mixed, "mask", SAIL)
+
+
+def test_runner_writes_k_samples_and_resumes_by_sample_count(tmp_path):
+    entries = [sail_track(1, 0, [(100, 100, 200, 200)] * 2), sail_track(2, 10, [(100, 100, 200, 200)] * 2)]
+    ann = write(tmp_path / "val.json", entries)
+    write_frames(tmp_path / "frames", entries, "image_file_names", SAIL)
+    out = tmp_path / "results.json"
+    sampler = FakeSampler([0.0, 1.0, 0.0])  # sample 1 decodes white: the whole frame is the object
+
+    def run(samples):
+        return B.run_benchmark("sailvos", B.open_dataset("sailvos", ann, tmp_path / "frames"), out, sampler,
+                               luminance, progress=False, samples=samples)
+
+    assert run(3).predicted == 2 and sampler.calls[0][2].samples == 3
+    results = json.loads(out.read_text())
+    item = results["(0, 1)"]
+    assert len(item["diffvas_samples_rle"]) == 3 and item["diffvas_samples_rle"][0] == item["diffvas_res_rle"]
+    assert rle.decode(item["diffvas_samples_rle"][1], "test").all()  # white: everything
+    assert (run(3).predicted, run(1).predicted) == (0, 0)  # done with 3 samples, and sample 0 is a 1-sample run
+    assert run(2).predicted == 2  # another K redoes the clips
+    assert len(json.loads(out.read_text())["(0, 1)"]["diffvas_samples_rle"]) == 2
+    assert_oracle_not_below_top1(score_results(read_sailvos(ann).clips(), json.loads(out.read_text()), "mask",
+                                               SAIL))
+
+
+def test_cli_samples_and_a_partial_run_score_on_what_ran(tmp_path, caplog):
+    """``benchmark run --samples 3 --limit 1 --score`` (the README's quick look) scores the clip that ran and says
+    so; the full run then resumes, and the oracle Top-3 is never below Top-1 under either protocol."""
+    entries = [sail_track(1, 0, [(100, 100, 200, 200), (120, 100, 220, 200)]),
+               sail_track(2, 10, [(300, 300, 420, 360), None], amodal_box=(300, 300, 500, 400))]
+    ann = write(tmp_path / "val.json", entries)
+    write_frames(tmp_path / "frames", entries, "image_file_names", SAIL)
+    out, summary = tmp_path / "res.json", tmp_path / "summary.json"
+    command = ["benchmark", "run", "--dataset", "sailvos", "--annotations", str(ann), "--data-root",
+               str(tmp_path / "frames"), "--output", str(out), "--stage1", str(TINY.stage1), "--depth-model",
+               str(TINY.depth), "--steps", "1", "--device", "cpu", "--score", "--no-progress", "--size", "64x128",
+               "--samples", "3", "--summary", str(summary)]
+    with caplog.at_level(logging.INFO, logger="diffusion_vas"):
+        assert main(command + ["--limit", "1"]) == 0, caplog.text
+    assert "partial run (--limit 1): scored on the 1 clip(s) that ran, of 2 entries" in caplog.text
+    assert json.loads(summary.read_text())["clips"] == 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="diffusion_vas"):
+        assert main(command) == 0, caplog.text
+    assert "1 clips predicted here, 1 were already done" in caplog.text and "partial run" not in caplog.text
+    for line in ("Top-1 (sample 0 of 3):", "authors' protocol: miou", "strict protocol:   miou",
+                 "oracle Top-3 (for each figure the best of the 3 samples per clip",
+                 "oracle authors' protocol: miou", "oracle strict protocol:   miou"):
+        assert line in caplog.text
+    s = json.loads(summary.read_text())
+    assert (s["clips"], s["samples"]) == (2, 3)
+    assert_oracle_not_below_top1(s)
+
+
+def test_benchmark_run_refuses_a_single_process_cpu_launch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    for name in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    ann = write(tmp_path / "val.json", [sail_track(1, 0, [(100, 100, 200, 200)])])
+    code = main(["benchmark", "run", "--dataset", "sailvos", "--annotations", str(ann), "--data-root",
+                 str(tmp_path), "--device", "cpu"])
+    assert code == 1
+    assert "accelerate launch --multi_gpu --num_processes N -m diffusion_vas.cli benchmark run --device cpu" \
+           in capsys.readouterr().err
+
+
+# -- TAO-Amodal success rates ("AP") that are not zero ---------------------------------------------------------
+
+# The runner on a black sampler predicts nothing, so each frame's box is the true visible box [100, 200, 200, 200];
+# the true full boxes grow frame by frame, which gives IoU 1, 0.8, 2/3, 0.5, 1/3 and 40000 / 921600.
+TAO_TRUE_BOXES = [[100, 200, 200, 200], [100, 200, 250, 200], [100, 200, 300, 200], [100, 200, 400, 200],
+                  [100, 200, 600, 200], [0, 0, 1280, 720]]
+TAO_IOUS = [1, 0.8, 2 / 3, 0.5, 1 / 3, 40000 / 921600]
+
+
+def _coco_ious(pred_boxes, true_boxes):
+    """pycocotools' own box IoU (what COCOeval uses for bbox), frame by frame."""
+    from pycocotools import mask as coco_mask
+
+    return [float(coco_mask.iou([p], [t], [0])[0][0]) for p, t in zip(pred_boxes, true_boxes)]
+
+
+def test_tao_success_rates_are_nonzero_at_every_threshold_and_match_pycocotools(tmp_path, caplog):
+    entries = [tao_track(frames=6, boxes=TAO_TRUE_BOXES)]
+    ann = write(tmp_path / "tao.json", entries)
+    offsets = write(tmp_path / "o.json", {"3": 7})
+    write_frames(tmp_path / "frames", entries, "file_names", TAO)
+    out = tmp_path / "tao_results.json"
+    B.run_benchmark("tao-amodal", B.open_dataset("tao-amodal", ann, tmp_path / "frames", offsets), out,
+                    FakeSampler(0.0), luminance, progress=False)
+    results = json.loads(out.read_text())
+    clip = read_tao_amodal(ann, track_offsets=offsets).clip(0)
+    boxes = [results[k]["diffvas_res_bbox"] for k in clip.frame_keys]
+    assert boxes == [[100, 200, 200, 200]] * 6
+    coco = _coco_ious(boxes, TAO_TRUE_BOXES)
+    assert coco == pytest.approx(TAO_IOUS, abs=1e-12)
+    with caplog.at_level(logging.INFO, logger="diffusion_vas"):
+        assert main(["benchmark", "score", "--dataset", "tao-amodal", "--annotations", str(ann),
+                     "--track-offsets", str(offsets), "--predictions", str(out), "--summary",
+                     str(tmp_path / "s.json")]) == 0
+    authors = json.loads((tmp_path / "s.json").read_text())["authors"]
+    by_hand = {"miou": sum(TAO_IOUS) / 6, "ap25": 5 / 6, "ap50": 3 / 6, "ap75": 2 / 6}  # strictly above
+    assert authors == pytest.approx(by_hand, abs=1e-12)
+    for th in (0.25, 0.5, 0.75):  # the same success rates from pycocotools' IoUs
+        assert authors[f"ap{round(100 * th)}"] == pytest.approx(np.mean([v > th for v in coco]), abs=1e-12)
+    assert "ap25 83.33, ap50 50.00, ap75 33.33" in caplog.text
+
+
+def test_tao_samples_oracle_is_the_best_sample_and_matches_pycocotools(tmp_path):
+    """Two samples of one clip: black (the visible box) and white (the whole padded canvas); the oracle of each
+    figure is the better sample's, every figure non-zero, and the per-sample figures agree with pycocotools."""
+    entries = [tao_track(frames=6, boxes=TAO_TRUE_BOXES[:5] + [[-320, -180, 1920, 1080]])]
+    ann = write(tmp_path / "tao.json", entries)
+    offsets = write(tmp_path / "o.json", {"3": 7})
+    write_frames(tmp_path / "frames", entries, "file_names", TAO)
+    out = tmp_path / "tao_results.json"
+    B.run_benchmark("tao-amodal", B.open_dataset("tao-amodal", ann, tmp_path / "frames", offsets), out,
+                    FakeSampler([0.0, 1.0]), luminance, progress=False, samples=2)
+    results = json.loads(out.read_text())
+    clip = read_tao_amodal(ann, track_offsets=offsets).clip(0)
+    truths = clip.amodal_boxes.tolist()
+    per_sample = []
+    for k in range(2):
+        boxes = [results[key]["diffvas_samples_bbox"][k] for key in clip.frame_keys]
+        ious = _coco_ious(boxes, truths)
+        per_sample.append({"miou": np.mean(ious), **{f"ap{round(100 * th)}": np.mean([v > th for v in ious])
+                                                     for th in (0.25, 0.5, 0.75)}})
+    assert results[clip.frame_keys[0]]["diffvas_samples_bbox"][1] == [-320, -180, 1920, 1080]
+    s = score_results([clip], results, "box")
+    assert s["samples"] == 2 and s["authors"] == pytest.approx(per_sample[0], abs=1e-12)  # Top-1 = sample 0
+    for figure in ("miou", "ap25", "ap50", "ap75"):
+        assert s["oracle"]["authors"][figure] == pytest.approx(max(p[figure] for p in per_sample), abs=1e-12)
+        assert s["oracle"]["authors"][figure] > 0 and s["oracle"]["strict"][figure] > 0
+    # strict: sample 0 predicted nothing (raw box None: IoU 0), sample 1's raw box is the whole canvas
+    assert s["strict"]["miou"] == 0.0
+    assert s["oracle"]["strict"]["ap75"] == pytest.approx(1 / 6)  # only the last frame's box is the canvas

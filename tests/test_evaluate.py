@@ -148,3 +148,50 @@ def test_evaluate_amodal_node():
     with pytest.raises(ValueError, match="both amodal_rgb and true_amodal_rgb"):
         node.evaluate(stack(clip.modal), stack(clip.amodal), stack(clip.modal), objects=2,
                       amodal_rgb=stack(clip.amodal_rgb))
+
+
+def test_samples_give_top1_and_an_oracle_never_below_it():
+    """K = 3 samples per track in both stages (stage 2 completes each stage-1 hypothesis): the Diffusion-VAS rows
+    are sample 0, equal to a one-sample run; the oracle rows are never below them."""
+    common = dict(count=2, seed=3, spec=SPEC, stage2_path=TINY.stage2, size=(32, 64), stage1_options=ONE_STEP,
+                  stage2_options=SamplingOptions.for_stage("content", num_inference_steps=1),
+                  completion_masks="predicted")
+    one = run_evaluation(TINY.stage1, **common)
+    three = run_evaluation(TINY.stage1, samples=3, **common)
+    model = "Diffusion-VAS (tiny-amodal-segmentation)"
+    for protocol in ("paper", "strict"):
+        assert three["segmentation"][model][protocol]["miou"] == pytest.approx(
+            one["segmentation"][model][protocol]["miou"], abs=1e-6)  # sample 0 = the one-sample run
+    oracle = three["oracle"]
+    assert oracle["samples"] == 3 and "oracle" not in one
+    for protocol, figures in oracle["segmentation"].items():
+        for figure, value in figures.items():
+            if figure != "choice":
+                top1 = three["segmentation"][model][protocol][figure]
+                assert math.isnan(top1) or value >= top1 - 1e-12, (protocol, figure)
+    completion = three["completion"]["Diffusion-VAS (tiny-content-completion)"]
+    assert oracle["completion"]["psnr"] >= completion["psnr"] and oracle["completion"]["ssim"] >= completion["ssim"]
+    report = format_report(three)
+    for text in (f"{model} Top-1", f"{model} oracle Top-3", "Diffusion-VAS (tiny-content-completion) oracle Top-3",
+                 "chosen with the ground truth"):
+        assert text in report
+    with pytest.raises(ValueError, match="samples"):
+        run_evaluation(None, count=1, spec=SPEC, samples=0)
+
+
+def test_evaluate_amodal_node_scores_colour_samples_with_the_oracle():
+    from diffusion_vas.nodes.evaluate import EvaluateAmodal
+
+    clip = generate_benchmark(1, SPEC)[0]
+    truth = clip.amodal_rgb[0].float()  # [T, H, W, 3]
+    hidden = clip.amodal[0] & ~clip.modal[0]
+    wrong = truth.clone()
+    wrong[hidden] = 1 - wrong[hidden]  # sample 0: the hidden colours inverted; sample 1: exact
+    masks = clip.amodal[0].float()
+    report = EvaluateAmodal().evaluate(
+        torch.cat([masks, masks]), masks, clip.modal[0].float(), objects=1, samples=2,
+        amodal_rgb=torch.cat([wrong, truth]), true_amodal_rgb=truth)["result"][0]
+    top1 = [line for line in report.splitlines() if line.startswith("completion in the hidden part (Top-1")]
+    assert len(top1) == 1 and "PSNR 100.00" not in top1[0]
+    assert "completion oracle Top-2 (PSNR and SSIM each the best of 2 samples per object): PSNR 100.00 dB  " \
+           "SSIM 1.0000" in report

@@ -197,3 +197,91 @@ def test_completion_skips_frames_without_region_and_pools():
     assert result["psnr"] == pytest.approx((20 + 100 + 100) / 3, rel=1e-4)
     with pytest.raises(ValueError, match=r"pred_rgb\[0\] must be \[T, H, W, 3\]"):
         completion_metrics([pred[..., 0]], [truth], [region])
+
+
+# -- oracle Top-K ---------------------------------------------------------------------------------------------
+
+def test_oracle_choice_fixed_weights_is_each_clips_best():
+    from diffusion_vas.models.evaluation.metrics import oracle_choice
+
+    # frame-pooled means (value x frames, frames): each clip keeps its frame count whatever the sample
+    terms = [[(0.5 * 3, 3), (0.9 * 3, 3), (0.9 * 3, 3)], [(0.8, 1), (0.2, 1), (0.1, 1)], [(0, 0), (0, 0), (0, 0)]]
+    assert oracle_choice(terms) == [1, 0, 0]  # ties keep the lower index; an undefined clip keeps sample 0
+    assert oracle_choice([[(2.0, 4)]]) == [0] and oracle_choice([]) == []
+
+
+def test_oracle_choice_with_weights_that_depend_on_the_sample():
+    """The paper's miou_occ pools only the frames a prediction scores above zero, so a clip's weight changes with
+    the sample: each clip's best alone can lower the pooled figure; the oracle maximises the pooled one."""
+    import itertools
+    import random
+
+    from diffusion_vas.models.evaluation.metrics import oracle_choice
+
+    # clip A: sample 0 = 0.9 over 10 frames, sample 1 = 0.95 over 1 frame; clip B: 0.1 over 10 frames
+    # A's best alone (sample 1) pools (0.95 + 1) / 11 = 0.177 < Top-1's (9 + 1) / 20 = 0.5: the oracle keeps 0
+    assert oracle_choice([[(9.0, 10), (0.95, 1)], [(1.0, 10), (1.0, 10)]]) == [0, 0]
+    # clip A: 0.5 over 10 or 0.6 over 1; clip B: 0.9 over 10: (0.6 + 9) / 11 = 0.873 > (5 + 9) / 20 = 0.7
+    assert oracle_choice([[(5.0, 10), (0.6, 1)], [(9.0, 10), (9.0, 10)]]) == [1, 0]
+    # a sample with no scored frame at all (0, 0) drops the clip from the pool: (9) / 10 = 0.9 is the best
+    assert oracle_choice([[(5.0, 10), (0.0, 0)], [(9.0, 10), (9.0, 10)]]) == [1, 0]
+    rng = random.Random(0)
+    for _ in range(200):  # exhaustive search over every choice agrees, and the result is never below Top-1
+        terms = []
+        for _ in range(rng.randint(1, 4)):
+            clip = []
+            for _ in range(rng.randint(1, 3)):
+                frames = rng.randint(0, 6)
+                clip.append((rng.random() * frames, frames))
+            terms.append(clip)
+
+        def pooled(picks):
+            den = sum(terms[c][k][1] for c, k in enumerate(picks))
+            return sum(terms[c][k][0] for c, k in enumerate(picks)) / den if den else -1.0
+
+        best = max(pooled(p) for p in itertools.product(*(range(len(c)) for c in terms)))
+        got = pooled(oracle_choice(terms))
+        assert got == pytest.approx(best, abs=1e-12) and got >= pooled([0] * len(terms)) - 1e-12
+
+
+def test_oracle_top_k_of_the_paper_occluded_iou_never_below_top1():
+    """Masks where clip A's best sample on its own would lower the pooled paper miou_occ below Top-1."""
+    from diffusion_vas.models.evaluation.metrics import top_k_scores
+
+    amodal, modal = torch.stack([cols(0, 13)] * 4), torch.stack([cols(0, 3)] * 4)
+    perfect, visible = cols(0, 13), cols(0, 3)
+    half = cols(0, 8)  # occluded region 4..8 erodes to column 6: 20 of the 120 hidden pixels, IoU 1/6
+    clip_a = torch.stack([torch.stack([perfect, perfect, perfect, half]),  # 1, 1, 1, 1/6: 3 + 1/6 over 4 frames
+                          torch.stack([perfect, visible, visible, visible])])  # 1 over 1 frame (misses dropped)
+    clip_b = torch.stack([torch.stack([half] * 4)] * 2)  # 4/6 over 4 frames, both samples
+    alone = [paper_protocol([s], [amodal], [modal])["miou_occ"] for s in clip_a]
+    assert alone == pytest.approx([(3 + 1 / 6) / 4, 1.0], abs=1e-6)  # alone, sample 1 is clip A's best ...
+    scores = top_k_scores([clip_a, clip_b], [amodal, amodal], [modal, modal])
+    top1 = scores["top1"]["paper"]["miou_occ"]
+    assert top1 == pytest.approx((3 + 1 / 6 + 4 / 6) / 8, abs=1e-6)
+    # ... but pooled with clip B it gives (1 + 4/6) / 5 = 0.333 < 0.479: the oracle keeps sample 0
+    assert scores["oracle"]["paper"]["choice"]["miou_occ"] == [0, 0]
+    assert scores["oracle"]["paper"]["miou_occ"] == pytest.approx(top1, abs=1e-12)
+    assert scores["oracle"]["paper"]["choice"]["miou"] == [0, 0]  # full-mask IoU: sample 0 is better too
+
+
+def test_completion_top_k_by_hand():
+    from diffusion_vas.models.evaluation.metrics import completion_top_k
+
+    truth = torch.zeros(2, 4, 4, 3)
+    region = torch.zeros(2, 4, 4, dtype=torch.bool)
+    region[:, 1:3, 1:3] = True
+
+    def filled(value):
+        return torch.full((2, 4, 4, 3), value)
+
+    clip_a = torch.stack([filled(0.5), filled(0.1)])  # PSNR -20 log10(c): 6.02 dB, 20 dB
+    clip_b = torch.stack([filled(0.1), filled(0.5)])
+    scores = completion_top_k([clip_a, clip_b], [truth, truth], [region, region])
+    low, high = -20 * math.log10(0.5), 20.0
+    assert scores["samples"] == 2
+    assert scores["top1"]["psnr"] == pytest.approx((low + high) / 2)
+    assert scores["oracle"]["psnr"] == pytest.approx(high) and scores["oracle"]["choice"]["psnr"] == [1, 0]
+    assert scores["oracle"]["ssim"] >= scores["top1"]["ssim"]
+    with pytest.raises(ValueError, match=r"\[K, T, H, W, 3\]"):
+        completion_top_k([truth], [truth], [region])

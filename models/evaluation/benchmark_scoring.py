@@ -20,6 +20,13 @@ use ``diffvas_raw_bbox`` (the prediction alone, None where it is empty: IoU 0, o
 too), written by this project's runner and absent from the authors' files (then the strict figures are NaN):
 per-clip means of the same IoU and success rates, then means over clips.
 
+**Several samples** (result files written with ``benchmark run --samples K``): the authors' fields hold sample 0
+and are scored as above (*Top-1*); the per-frame lists ``diffvas_samples_rle`` / ``diffvas_samples_bbox`` and
+``diffvas_samples_raw_bbox`` are scored as the **oracle Top-K** under both protocols: for each figure, the one
+sample per clip that makes the figure highest (`metrics.oracle_choice`; each clip's best sample, except for the
+authors' ``miou_occ``, whose scored frames depend on the sample), as the paper's Top-3 rows. The oracle chooses
+with the ground truth, so it is never below Top-1 and is not what a user gets without it.
+
 **Visibility buckets**: a clip's visibility is the mean over its frames of IoU(true visible, true full), the
 quantity the authors' ``lo_thresh``/``hi_thresh`` filter on (mask IoU with +1e-6 for masks; box IoU of the true
 full box and the visible mask's box for TAO, an empty visible mask counting 0). Each bucket ``[lo, hi)`` (the
@@ -41,13 +48,16 @@ import torch
 from ..datasets import rle
 from ..datasets.clip import AmodalClip, modal_box
 from ..datasets.resize import resize_linear_stack
-from .metrics import PAPER_EPSILON, paper_protocol, strict_protocol
+from .metrics import ORACLE_FIGURES, PAPER_EPSILON, oracle_choice, oracle_terms, paper_protocol, strict_protocol
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)  # visibility edges; this project's choice (the authors' are unknown)
 SUCCESS_THRESHOLDS = (0.25, 0.5, 0.75)  # TAO "ap25/ap50/ap75": IoU strictly above
 MASK_KEY, BOX_KEY, RAW_BOX_KEY = "diffvas_res_rle", "diffvas_res_bbox", "diffvas_raw_bbox"
+# K samples per frame (benchmark run --samples K); sample 0 is also in the fields above
+SAMPLE_MASK_KEY, SAMPLE_BOX_KEY, SAMPLE_RAW_BOX_KEY = "diffvas_samples_rle", "diffvas_samples_bbox", \
+    "diffvas_samples_raw_bbox"
 STRICT_MASK_FIGURES = ("miou", "miou_occ", "miou_partial", "miou_occ_partial", "miou_full", "miou_occ_full",
                        "miou_unoccluded", "miss_rate_occ")
 
@@ -103,24 +113,35 @@ def mask_visibility(modal: torch.Tensor, amodal: torch.Tensor) -> float:
 def score_mask_clip(clip: AmodalClip, pred_rles: Sequence[dict], size: tuple[int, int] | None,
                     source: str = "predictions") -> ClipScore:
     """Scores one SAIL-VOS/MOVi clip (module docstring); ``size`` is the scoring size (None: native)."""
+    return score_mask_samples(clip, [pred_rles], size, source)[0]
+
+
+def score_mask_samples(clip: AmodalClip, samples: Sequence[Sequence[dict]], size: tuple[int, int] | None,
+                       source: str = "predictions", field: str = MASK_KEY) -> list[ClipScore]:
+    """`score_mask_clip` for each of K predictions of one clip (``samples[k]``: per-frame RLEs of sample k); the
+    ground truth is brought to the scoring size once."""
     size = tuple(size) if size is not None else clip.size
-    modal, amodal = _gt_at(clip.modal, size), _gt_at(clip.amodal, size)
-    pred = []
-    for k, r in enumerate(pred_rles):
-        mask = rle.decode(r, f"{source}, {clip.frame_keys[k]}, {MASK_KEY}").astype(np.uint8)
-        pred.append(mask)
-    shapes = {p.shape for p in pred}
-    if len(shapes) != 1:
-        raise ValueError(f"{source}: clip {clip.name} has predictions of different sizes {sorted(shapes)}.")
-    pred = torch.from_numpy(resize_linear_stack(np.stack(pred), size) > 0)
-    pred, amodal, modal = crop_to_content(pred, amodal, modal)
-    paper = paper_protocol([pred], [amodal], [modal])
-    strict = strict_protocol([pred], [amodal], [modal])["per_clip"][0]
-    authors = {"frames": paper["frames"], "iou_sum": paper["miou"] * paper["frames"],
-               "occ_scored": paper["frames_occ_scored"],
-               "occ_sum": paper["miou_occ"] * paper["frames_occ_scored"] if paper["frames_occ_scored"] else 0.0,
-               "occ_missed": paper["frames_occ_missed"]}
-    return ClipScore(clip.name, mask_visibility(modal, amodal), clip.num_frames, authors, strict)
+    modal_full, amodal_full = _gt_at(clip.modal, size), _gt_at(clip.amodal, size)
+    visibility = mask_visibility(modal_full, amodal_full)
+    scores = []
+    for pred_rles in samples:
+        pred = []
+        for k, r in enumerate(pred_rles):
+            mask = rle.decode(r, f"{source}, {clip.frame_keys[k]}, {field}").astype(np.uint8)
+            pred.append(mask)
+        shapes = {p.shape for p in pred}
+        if len(shapes) != 1:
+            raise ValueError(f"{source}: clip {clip.name} has predictions of different sizes {sorted(shapes)}.")
+        pred = torch.from_numpy(resize_linear_stack(np.stack(pred), size) > 0)
+        pred, amodal, modal = crop_to_content(pred, amodal_full, modal_full)
+        paper = paper_protocol([pred], [amodal], [modal])
+        strict = strict_protocol([pred], [amodal], [modal])["per_clip"][0]
+        authors = {"frames": paper["frames"], "iou_sum": paper["miou"] * paper["frames"],
+                   "occ_scored": paper["frames_occ_scored"],
+                   "occ_sum": paper["miou_occ"] * paper["frames_occ_scored"] if paper["frames_occ_scored"] else 0.0,
+                   "occ_missed": paper["frames_occ_missed"]}
+        scores.append(ClipScore(clip.name, visibility, clip.num_frames, authors, strict))
+    return scores
 
 
 def crop_to_content(*masks: torch.Tensor, margin: int = 3) -> tuple[torch.Tensor, ...]:
@@ -204,31 +225,101 @@ def score_results(clips: Iterable[AmodalClip], results: dict, kind: str, size: t
         size: mask scoring size (None: native).
         buckets: visibility bucket edges, increasing, in 0..1.
         missing: ``"error"`` (a clip without results is an error, as in the authors' script) or ``"skip"``.
+
+    With K samples per frame (module docstring, *Several samples*) the summary also holds ``samples`` (K) and
+    ``oracle`` (`oracle_summary`); the other figures are Top-1.
     """
     if kind not in ("mask", "box"):
         raise ValueError(f"kind must be 'mask' or 'box', got {kind!r}.")
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}.")
-    scores, skipped = [], []
+    main_key, sample_key = (MASK_KEY, SAMPLE_MASK_KEY) if kind == "mask" else (BOX_KEY, SAMPLE_BOX_KEY)
+    scores, per_sample, skipped, counts = [], [], [], {}
     for clip in clips:
-        values = _frames_of(results, clip, MASK_KEY if kind == "mask" else BOX_KEY, source)
+        values = _frames_of(results, clip, main_key, source)
         if values is None:
             if missing == "error":
                 raise ValueError(f"{source} has no results for clip {clip.name} ({clip.where()}). Run the "
                                  f"benchmark on it first, or pass --missing skip to score the clips present.")
             skipped.append(clip.name)
             continue
+        first = results[clip.frame_keys[0]]
+        samples = _samples_of(results, clip, sample_key, values, source) if sample_key in first else [values]
+        counts.setdefault(len(samples), clip.name)
         if kind == "mask":
-            scores.append(score_mask_clip(clip, values, size, source))
+            clip_scores = score_mask_samples(clip, samples, size, source, sample_key if len(samples) > 1 else MASK_KEY)
         else:
-            raw = _frames_of(results, clip, RAW_BOX_KEY, source) if RAW_BOX_KEY in results[clip.frame_keys[0]] \
-                else None
-            scores.append(score_box_clip(clip, values, raw, source))
+            raw = None
+            if RAW_BOX_KEY in first:
+                raw = [_frames_of(results, clip, RAW_BOX_KEY, source)]
+                if len(samples) > 1:
+                    raw = _samples_of(results, clip, SAMPLE_RAW_BOX_KEY, raw[0], source)
+            clip_scores = [score_box_clip(clip, b, raw[k] if raw is not None else None, source)
+                           for k, b in enumerate(samples)]
+        scores.append(clip_scores[0])
+        per_sample.append(clip_scores)
     if not scores:
         raise ValueError(f"{source}: no clip could be scored ({len(skipped)} without results).")
+    if len(counts) > 1:
+        listed = ", ".join(f"{k} sample(s) (e.g. clip {name})" for k, name in sorted(counts.items()))
+        raise ValueError(f"{source}: clips hold different numbers of samples: {listed}. Re-run `benchmark run "
+                         f"--samples K` with one K (it redoes the clips with another count).")
     summary = summarize(scores, kind, buckets)
     summary["clips_without_results"] = len(skipped)
+    if len(per_sample[0]) > 1:
+        summary["samples"] = len(per_sample[0])
+        summary["oracle"] = oracle_summary(per_sample, kind)
     return summary
+
+
+def oracle_summary(per_sample: Sequence[Sequence[ClipScore]], kind: str) -> dict:
+    """The oracle Top-K of ``per_sample[clip][sample]``: per protocol ``{figure: value}`` over, for each figure,
+    the choice of one sample per clip that makes it highest (`metrics.oracle_choice`), and ``chosen``: per
+    protocol and figure how many clips chose each sample."""
+    k = len(per_sample[0])
+    result = {"samples": k, "authors": {}, "strict": {}, "chosen": {"authors": {}, "strict": {}}}
+    for protocol, figures in _oracle_terms(kind).items():
+        for figure, terms in figures.items():
+            choice = oracle_choice([[terms(s) for s in clip] for clip in per_sample])
+            pooled = _pool([clip[j] for clip, j in zip(per_sample, choice)], kind)
+            result[protocol][figure] = pooled[protocol][figure]
+            result["chosen"][protocol][figure] = [choice.count(j) for j in range(k)]
+    return result
+
+
+def _oracle_terms(kind: str) -> dict:
+    """Per protocol, ``{figure: ClipScore -> (numerator, denominator)}``: what a clip adds to the pooled figure
+    (the authors' figures pool frames; the strict ones average clips, a NaN clip adds nothing)."""
+    def pooled(total: str, count: str):
+        return lambda s: (float(s.authors[total]), float(s.authors[count]))
+
+    def per_clip(figure: str):
+        return lambda s: oracle_terms(s.strict, figure, None)
+
+    if kind == "mask":
+        authors = {"miou": pooled("iou_sum", "frames"), "miou_occ": pooled("occ_sum", "occ_scored")}
+        strict = {f: per_clip(f) for f in ORACLE_FIGURES["strict"]}
+    else:
+        figures = ("miou", *map(_ap, SUCCESS_THRESHOLDS))
+        authors = {"miou": pooled("iou_sum", "frames"), **{_ap(th): pooled(_ap(th), "frames")
+                                                           for th in SUCCESS_THRESHOLDS}}
+        strict = {f: per_clip(f) for f in figures}
+    return {"authors": authors, "strict": strict}
+
+
+def _samples_of(results: dict, clip: AmodalClip, key: str, first: list, source: str) -> list[list]:
+    """The clip's ``key`` lists (K values per frame) as K per-frame lists; sample 0 must equal ``first`` (the
+    authors' field, which holds it)."""
+    values = _frames_of(results, clip, key, source)
+    lengths = {len(v) if isinstance(v, list) else -1 for v in values}
+    if len(lengths) != 1 or min(lengths) < 1:
+        raise ValueError(f"{source}: clip {clip.name}: every frame's '{key}' must be a list of the same number "
+                         f"(K >= 1) of samples; re-run the clip.")
+    samples = [list(frame) for frame in zip(*values)]
+    if samples[0] != list(first):
+        raise ValueError(f"{source}: clip {clip.name}: the first of '{key}' differs from the authors' field "
+                         f"(both hold sample 0); the file was edited or mixed from two runs. Re-run the clip.")
+    return samples
 
 
 def summarize(scores: Sequence[ClipScore], kind: str, buckets: Sequence[float] = DEFAULT_BUCKETS) -> dict:
@@ -248,14 +339,28 @@ def summarize(scores: Sequence[ClipScore], kind: str, buckets: Sequence[float] =
 
 
 def format_summary(summary: dict, dataset: str) -> str:
-    """Human-readable table of a `summarize` result, figures labelled by protocol."""
+    """Human-readable table of a `summarize` result, figures labelled by protocol (and Top-1 / oracle Top-K
+    with samples; a ``partial`` entry, ``{"limit": N, "entries": M}``, says the run covered only N clips)."""
     authors, strict = summary["authors"], summary["strict"]
     lines = [f"{dataset}: {summary['clips']} clips, {summary['frames']} frames"
              + (f" ({summary['clips_without_results']} clips without results left out)"
                 if summary.get("clips_without_results") else "")]
+    if summary.get("partial"):
+        part = summary["partial"]
+        lines.append(f"partial run (--limit {part['limit']}): scored on the {summary['clips']} clip(s) that ran, of "
+                     f"{part['entries']} entries in the annotation file; these are not the dataset's figures")
+    k = summary.get("samples", 1)
+    if k > 1:
+        lines.append(f"Top-1 (sample 0 of {k}):")
     lines.append("authors' protocol: " + _figures(authors))
     lines.append("strict protocol:   " + _figures(strict))
-    lines.append("by visibility (mean IoU of true visible vs full, per clip):")
+    if "oracle" in summary:
+        oracle = summary["oracle"]
+        lines.append(f"oracle Top-{k} (for each figure the best of the {k} samples per clip, chosen with the "
+                     f"ground truth as the paper's Top-{k} rows; an upper bound, not what a user gets):")
+        lines.append("oracle authors' protocol: " + _figures(oracle["authors"]))
+        lines.append("oracle strict protocol:   " + _figures(oracle["strict"]))
+    lines.append("by visibility (mean IoU of true visible vs full, per clip" + (", Top-1" if k > 1 else "") + "):")
     brief = ("miou", "miou_occ", "ap50")
     for b in summary["buckets"]:
         strict_brief = {k: v for k, v in b["strict"].items() if k in brief}

@@ -19,6 +19,12 @@ With a stage-2 checkpoint, completions are scored inside the true hidden region 
 object's true colours (`metrics.completion_metrics`); stage 2 gets the true amodal masks (so the score is about
 completion alone) or stage 1's masks (the whole pipeline). The baseline ``mean visible colour`` fills the hidden
 part with the mean colour of the object's visible pixels in that frame (in the whole clip when none is visible).
+
+With ``samples`` K > 1 each stage draws K samples per track (sample k with seed + k; stage 2 completes each of
+stage 1's K hypotheses, or K samples of the true masks). The ``Diffusion-VAS`` rows score sample 0 (Top-1); the
+``oracle`` entry and the report's ``oracle Top-K`` rows score, for each figure, the best of the K samples per
+track, chosen with the ground truth (`metrics.top_k_scores`, `metrics.completion_top_k`), as the paper's Top-3
+rows.
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ def run_evaluation(
     dtype: torch.dtype = torch.float32,
     union_radius: int = 4,
     completion_masks: str = "truth",
+    samples: int = 1,
 ) -> dict:
     """Scores Diffusion-VAS and the baselines on a benchmark.
 
@@ -95,11 +102,14 @@ def run_evaluation(
         device, dtype: where and in which precision the checkpoints run.
         union_radius: frames before and after used by the temporal-union baseline.
         completion_masks: ``"truth"`` (stage 2 gets the true amodal masks) or ``"predicted"`` (stage 1's).
+        samples: K samples per track and stage (module docstring); 1 = one run, no oracle.
 
     Returns:
         ``benchmark`` (``source``, ``clips``, ``tracks``, ``frames``), ``settings``, ``segmentation``
         (per method: ``{"paper": ..., "strict": ...}`` from `metrics`), ``completion`` (per method:
-        `metrics.completion_metrics`; empty without ``stage2_path``) and ``seconds`` (wall time per stage).
+        `metrics.completion_metrics`; empty without ``stage2_path``), ``seconds`` (wall time per stage) and,
+        with ``samples`` > 1, ``oracle``: ``samples``, ``segmentation`` (the ``oracle`` part of
+        `metrics.top_k_scores`) and ``completion`` (that of `metrics.completion_top_k`; absent without stage 2).
 
     Raises:
         ValueError: bad arguments, or clips lacking what a stage needs (depth for stage 1, true amodal RGB for
@@ -109,6 +119,9 @@ def run_evaluation(
         raise ValueError(f"completion_masks must be one of {COMPLETION_MASKS}, got {completion_masks!r}.")
     if completion_masks == "predicted" and stage2_path is not None and stage1_path is None:
         raise ValueError("completion_masks='predicted' needs stage1_path; pass it or use completion_masks='truth'.")
+    if int(samples) < 1:
+        raise ValueError(f"samples must be at least 1, got {samples}.")
+    k = int(samples)
     benchmark, source = _benchmark(clips, count, seed, spec)
     _check_inputs(benchmark, need_depth=stage1_path is not None, need_colours=stage2_path is not None)
     amodal = [c.amodal[i] for c in benchmark for i in range(c.amodal.shape[0])]
@@ -116,10 +129,15 @@ def run_evaluation(
 
     predictions: dict[str, list[torch.Tensor]] = {}
     seconds: dict[str, float] = {}
-    stage1_masks = None
+    oracle: dict = {}
+    stage1_masks = None  # per clip [N * K, T, H, W], object-major
     if stage1_path is not None:
-        stage1_masks, seconds["stage1"] = _run_stage1(stage1_path, benchmark, size, stage1_options, device, dtype)
-        predictions[f"{MODEL} ({Path(stage1_path).name})"] = [m[i] for m in stage1_masks for i in range(m.shape[0])]
+        options = (stage1_options or SamplingOptions.for_stage("amodal")).with_changes(samples=k)
+        stage1_masks, seconds["stage1"] = _run_stage1(stage1_path, benchmark, size, options, device, dtype)
+        tracks = _per_track(stage1_masks, k)  # per track [K, T, H, W]
+        predictions[f"{MODEL} ({Path(stage1_path).name})"] = [t[0] for t in tracks]
+        if k > 1:
+            oracle["segmentation"] = metrics.top_k_scores(tracks, amodal, modal)["oracle"]
     predictions[VISIBLE] = modal
     predictions[f"temporal union ±{union_radius}"] = [temporal_union(m, union_radius) for m in modal]
     segmentation = {
@@ -130,26 +148,36 @@ def run_evaluation(
 
     completion = {}
     if stage2_path is not None:
-        masks = stage1_masks if completion_masks == "predicted" else [c.amodal for c in benchmark]
-        completed, seconds["stage2"] = _run_stage2(stage2_path, benchmark, masks, size, stage2_options, device, dtype)
+        options = stage2_options or SamplingOptions.for_stage("content")
+        if completion_masks == "predicted":
+            masks = stage1_masks  # K hypotheses per object: hypothesis k completed with seed + k
+        else:
+            masks, options = [c.amodal for c in benchmark], options.with_changes(samples=k)
+        completed, seconds["stage2"] = _run_stage2(stage2_path, benchmark, masks, size, options, device, dtype)
+        colours = _per_track(completed, k)  # per track [K, T, H, W, 3]
         truth = [c.amodal_rgb[i] for c in benchmark for i in range(c.modal.shape[0])]
         hidden = [a & ~m for a, m in zip(amodal, modal)]
-        fills = {f"{MODEL} ({Path(stage2_path).name})": [rgb[i] for rgb in completed for i in range(rgb.shape[0])],
+        fills = {f"{MODEL} ({Path(stage2_path).name})": [c[0] for c in colours],
                  MEAN_COLOUR: [mean_visible_colour(c.rgb, c.modal[i]) for c in benchmark
                                for i in range(c.modal.shape[0])]}
         completion = {name: metrics.completion_metrics(fill, truth, hidden) for name, fill in fills.items()}
+        if k > 1:
+            oracle["completion"] = metrics.completion_top_k(colours, truth, hidden)["oracle"]
 
-    return {
+    result = {
         "benchmark": {"source": source, "clips": len(benchmark), "tracks": len(amodal),
                       "frames": sum(m.shape[0] for m in modal)},
         "settings": {"size": list(size), "union_radius": union_radius, "completion_masks": completion_masks,
                      "stage1_steps": (stage1_options or SamplingOptions()).num_inference_steps,
                      "stage2_steps": (stage2_options or SamplingOptions()).num_inference_steps,
-                     "device": str(device), "dtype": str(dtype).replace("torch.", "")},
+                     "samples": k, "device": str(device), "dtype": str(dtype).replace("torch.", "")},
         "segmentation": segmentation,
         "completion": completion,
         "seconds": seconds,
     }
+    if oracle:
+        result["oracle"] = {"samples": k, **oracle}
+    return result
 
 
 def format_report(result: dict) -> str:
@@ -166,21 +194,37 @@ def format_report(result: dict) -> str:
     header = ("method", "paper mIoU", "paper mIoU_occ", "occ frames kept", "strict mIoU", "strict mIoU_occ",
               "partly occ", "fully occ", "miss rate")
     rows = []
+    oracle = result.get("oracle", {})
+    k = oracle.get("samples", 1)
     for name, scores in result["segmentation"].items():
         paper, strict = scores["paper"], scores["strict"]
         kept = f"{paper['frames_occ_scored']}/{paper['frames']}"
-        rows.append((name, _pct(paper["miou"]), _pct(paper["miou_occ"]), kept, _pct(strict["miou"]),
+        label = f"{name} Top-1" if k > 1 and name.startswith(MODEL) else name
+        rows.append((label, _pct(paper["miou"]), _pct(paper["miou_occ"]), kept, _pct(strict["miou"]),
                      _pct(strict["miou_occ"]), _pct(strict["miou_occ_partial"]), _pct(strict["miou_occ_full"]),
                      _pct(strict["miss_rate_occ"])))
+        if label != name and "segmentation" in oracle:
+            paper, strict = oracle["segmentation"]["paper"], oracle["segmentation"]["strict"]
+            rows.append((f"{name} oracle Top-{k}", _pct(paper["miou"]), _pct(paper["miou_occ"]), "-",
+                         _pct(strict["miou"]), _pct(strict["miou_occ"]), _pct(strict["miou_occ_partial"]),
+                         _pct(strict["miou_occ_full"]), "-"))
     lines += _table(header, rows)
     lines += ["", "paper: frames pooled, prediction OR visible mask, occluded IoU only over frames scoring > 0.",
               "strict: per clip then over clips, every occluded frame counts (a miss is 0); partly/fully occ and "
               "miss rate use the occluded-region IoU."]
+    if k > 1:
+        lines.append(f"Top-1: sample 0 of {k}. oracle Top-{k}: for each figure the best of the {k} samples per "
+                     f"track, chosen with the ground truth (as the paper's Top-{k} rows; not what a user gets).")
     if result["completion"]:
         lines += ["", f"Content completion inside the true hidden region "
                       f"(stage 2 given the {result['settings']['completion_masks']} amodal masks)"]
-        rows = [(name, _num(c["psnr"], 2), _num(c["ssim"], 4), str(c["frames"]))
-                for name, c in result["completion"].items()]
+        rows = []
+        for name, c in result["completion"].items():
+            top = k > 1 and name.startswith(MODEL)
+            rows.append((f"{name} Top-1" if top else name, _num(c["psnr"], 2), _num(c["ssim"], 4), str(c["frames"])))
+            if top and "completion" in oracle:
+                best = oracle["completion"]
+                rows.append((f"{name} oracle Top-{k}", _num(best["psnr"], 2), _num(best["ssim"], 4), str(c["frames"])))
         lines += _table(("method", "PSNR dB", "SSIM", "frames"), rows)
     if result["seconds"]:
         lines += ["", "Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds"].items())]
@@ -211,6 +255,11 @@ def _check_inputs(clips: list[BenchmarkClip], need_depth: bool, need_colours: bo
         if need_colours and clip.amodal_rgb is None:
             raise ValueError(f"Clip {clip.name} has no amodal_rgb (the objects' true colours); completion cannot be "
                              f"scored. Add amodal_rgb/ or leave out the stage-2 checkpoint.")
+
+
+def _per_track(results: list[torch.Tensor], k: int) -> list[torch.Tensor]:
+    """Per-clip results ``[N * K, T, ...]`` (object-major, K samples each) -> one ``[K, T, ...]`` per track."""
+    return [r[i * k:(i + 1) * k] for r in results for i in range(r.shape[0] // k)]
 
 
 def _run_stage1(path, clips, size, options, device, dtype) -> tuple[list[torch.Tensor], float]:

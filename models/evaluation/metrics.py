@@ -34,12 +34,15 @@ slightly smaller than their amodal masks even without occlusion.
    ``miss_rate_occ`` is the share of occluded frames (per clip, then over clips) with occluded-region IoU 0:
    the frames the paper protocol drops.
 
-**Several samples** (`top_k_scores`): with K samples per clip, *Top-1* scores the first sample (seed + 0: what a
-one-sample run gives) and the *oracle Top-K* scores, for each figure separately, the best of the K samples per
-clip (the sample with the highest value of that figure on the clip alone; a clip whose figure is NaN for every
-sample keeps its first). It is an oracle: it looks at the ground truth to choose, as the paper's "Top-3" rows
-do, and measures how often one of K plausible answers is right, not what a user gets without ground truth.
-Both protocols are computed by `paper_protocol` / `strict_protocol` on the chosen samples.
+**Several samples** (`top_k_scores`, `completion_top_k`): with K samples per clip, *Top-1* scores the first
+sample (seed + 0: what a one-sample run gives) and the *oracle Top-K* scores, for each figure separately, the
+choice of one sample per clip that makes that figure highest (`oracle_choice`). Where a clip's weight in the
+figure does not depend on the prediction (every figure but the paper's ``miou_occ``) that is simply each clip's
+best sample; the paper's ``miou_occ`` pools only the frames the prediction scores above zero on, so a clip's
+weight changes with the sample and the best choice is found over all clips together. Either way the oracle is
+never below Top-1 (Top-1 is one of the choices). It is an oracle: it looks at the ground truth to choose, as the
+paper's "Top-3" rows do, and measures how often one of K plausible answers is right, not what a user gets
+without ground truth. Both protocols (and PSNR/SSIM) are computed by their functions on the chosen samples.
 
 **Completion** (`completion_metrics`): colours compared inside a region (normally the true occluded region,
 ``amodal AND NOT modal``, not eroded), frame by frame, over frames where the region is non-empty:
@@ -174,8 +177,68 @@ def completion_metrics(pred_rgb, true_rgb, region) -> dict:
     return {"psnr": _mean(psnrs), "ssim": _mean(ssims), "frames": psnrs.numel(), "per_clip": per_clip}
 
 
-ORACLE_FIGURES = {"paper": ("miou", "miou_occ"), "strict": ("miou", "miou_occ", "miou_occ_partial", "miou_occ_full")}
+# Oracle figures per protocol, each with the count that weighs a clip in the pooled figure (None: every clip with
+# a defined value weighs 1, as in the strict protocol's mean over clips). All are higher-is-better.
+ORACLE_FIGURES = {
+    "paper": {"miou": "frames", "miou_occ": "frames_occ_scored"},
+    "strict": {"miou": None, "miou_occ": None, "miou_occ_partial": None, "miou_occ_full": None},
+}
+COMPLETION_ORACLE_FIGURES = {"psnr": "frames", "ssim": "frames"}
 PROTOCOLS = {"paper": paper_protocol, "strict": strict_protocol}
+
+
+def oracle_choice(terms) -> list[int]:
+    """The sample per clip that maximises a pooled figure ``sum(numerator) / sum(denominator)``.
+
+    Args:
+        terms: ``terms[c][k] = (numerator, denominator)``: what clip ``c`` adds to the figure's sums when its
+            sample ``k`` is chosen (``denominator >= 0``; ``(0, 0)`` where the clip's figure is undefined for
+            that sample). A frame-pooled mean is ``(value x frames, frames)``, a mean over clips ``(value, 1)``.
+
+    Returns:
+        One sample index per clip. Ties keep the lower index, so with K = 1, or when no other sample is better,
+        the choice is sample 0 everywhere (Top-1).
+
+    When each clip's denominator is the same for all its samples the answer is each clip's largest numerator.
+    When it is not (the paper's ``miou_occ``, which pools only the frames a prediction scores above zero on),
+    Dinkelbach's iteration finds the exact maximum over all K^clips choices: for the current figure ``q`` choose
+    per clip the sample maximising ``numerator - q x denominator``, recompute ``q``; ``q`` never decreases and
+    stops changing at the optimum after a few rounds. It starts from Top-1, so the result is never below it.
+    """
+    terms = [list(t) for t in terms]
+    if not terms:
+        return []
+    choice = [0] * len(terms)
+
+    def figure(picks: list[int]) -> tuple[float, float]:
+        num = sum(float(t[k][0]) for t, k in zip(terms, picks))
+        den = sum(float(t[k][1]) for t, k in zip(terms, picks))
+        return num, den
+
+    num, den = figure(choice)
+    current = num / den if den > 0 else 0.0
+    for _ in range(100):  # converges superlinearly; the bound only guards against float ping-pong
+        picks = [max(range(len(t)), key=lambda k, t=t: (float(t[k][0]) - current * float(t[k][1]), -k))
+                 for t in terms]
+        gain = sum(float(t[k][0]) - current * float(t[k][1]) for t, k in zip(terms, picks))
+        base = sum(float(t[k][0]) - current * float(t[k][1]) for t, k in zip(terms, choice))
+        if gain <= base + 1e-12 * max(1.0, abs(num)):
+            break
+        num, den = figure(picks)
+        if den <= 0:
+            break
+        choice, current = picks, num / den
+    return choice
+
+
+def oracle_terms(scores: dict, figure: str, weight: str | None) -> tuple[float, float]:
+    """``(numerator, denominator)`` of one clip's ``scores[figure]`` for `oracle_choice` (``weight``: the count
+    key that weighs the clip, None for weight 1); ``(0, 0)`` when the figure is NaN."""
+    value = float(scores[figure])
+    if math.isnan(value):
+        return 0.0, 0.0
+    count = float(scores[weight]) if weight is not None else 1.0
+    return value * count, count
 
 
 def top_k_scores(pred_samples, amodal, modal) -> dict:
@@ -188,15 +251,11 @@ def top_k_scores(pred_samples, amodal, modal) -> dict:
 
     Returns:
         ``samples`` (K), ``top1``: ``{"paper": paper_protocol(...), "strict": strict_protocol(...)}`` of the first
-        samples, and ``oracle``: per protocol, ``{figure: value}`` for the figures of `ORACLE_FIGURES` (all
-        higher-is-better IoUs) plus ``choice``: ``{figure: [chosen sample per clip]}``.
+        samples, and ``oracle``: per protocol, ``{figure: value}`` for the figures of `ORACLE_FIGURES` plus
+        ``choice``: ``{figure: [chosen sample per clip]}``.
     """
-    samples = _as_list(pred_samples, "pred_samples")
-    counts = {s.shape[0] if torch.is_tensor(s) and s.ndim == 4 else None for s in samples}
-    if len(counts) != 1 or None in counts:
-        raise ValueError(f"pred_samples must hold one [K, T, H, W] tensor per clip with the same K; got shapes "
-                         f"{[tuple(s.shape) if torch.is_tensor(s) else type(s).__name__ for s in samples]}.")
-    k = counts.pop()
+    samples = _samples(pred_samples, "pred_samples", 4)
+    k = samples[0].shape[0]
     amodal, modal = _as_list(amodal, "amodal"), _as_list(modal, "modal")
     _same_count(("pred_samples", samples), ("amodal", amodal), ("modal", modal))
     result = {"samples": k, "top1": {}, "oracle": {}}
@@ -204,18 +263,56 @@ def top_k_scores(pred_samples, amodal, modal) -> dict:
         result["top1"][name] = protocol([s[0] for s in samples], amodal, modal)
         # each clip's figures for each sample, scored alone: [clip][sample] -> dict
         alone = [[protocol([s[j]], [a], [m]) for j in range(k)] for s, a, m in zip(samples, amodal, modal)]
-        oracle = {"choice": {}}
-        for figure in ORACLE_FIGURES[name]:
-            choice = [max(range(k), key=lambda j: _rank(scores[j][figure])) for scores in alone]
-            oracle[figure] = protocol([s[j] for s, j in zip(samples, choice)], amodal, modal)[figure]
-            oracle["choice"][figure] = choice
-        result["oracle"][name] = oracle
+        result["oracle"][name] = _oracle(
+            ORACLE_FIGURES[name], alone, lambda chosen: protocol(chosen, amodal, modal), samples)
     return result
 
 
-def _rank(value: float) -> float:
-    """Sort key for the oracle: NaN ranks below every score (ties keep the first sample)."""
-    return -math.inf if math.isnan(value) else value
+def completion_top_k(pred_samples, true_rgb, region) -> dict:
+    """Top-1 and oracle Top-K of completed colours (PSNR and SSIM, each best of K per clip).
+
+    Args:
+        pred_samples: per clip ``[K, T, H, W, 3]`` completed colours, K samples (the same K for every clip); a
+            single tensor is one clip.
+        true_rgb, region: per clip ``[T, H, W, 3]`` true colours and ``[T, H, W]`` scored region, as for
+            `completion_metrics`.
+
+    Returns:
+        ``samples`` (K), ``top1``: `completion_metrics` of the first samples, ``oracle``: ``psnr``, ``ssim`` (each
+        over its own choice of samples; the scored frames are fixed by the region, so this is each clip's best
+        sample) and ``choice``: ``{"psnr": [...], "ssim": [...]}``.
+    """
+    samples = _samples(pred_samples, "pred_samples", 5)
+    k = samples[0].shape[0]
+    truths, regions = _as_list(true_rgb, "true_rgb"), _as_list(region, "region")
+    _same_count(("pred_samples", samples), ("true_rgb", truths), ("region", regions))
+    per_sample = [completion_metrics([s[j] for s in samples], truths, regions)["per_clip"] for j in range(k)]
+    alone = [[per_sample[j][c] for j in range(k)] for c in range(len(samples))]
+    return {"samples": k, "top1": completion_metrics([s[0] for s in samples], truths, regions),
+            "oracle": _oracle(COMPLETION_ORACLE_FIGURES, alone,
+                              lambda chosen: completion_metrics(chosen, truths, regions), samples)}
+
+
+def _oracle(figures: dict, alone: list, score, samples: list) -> dict:
+    """``{figure: value, "choice": {figure: [...]}}``: `oracle_choice` on each clip's per-sample scores
+    (``alone[clip][sample]``), then ``score`` (the protocol over all clips) on the chosen samples."""
+    oracle = {"choice": {}}
+    for figure, weight in figures.items():
+        choice = oracle_choice([[oracle_terms(s, figure, weight) for s in clip] for clip in alone])
+        oracle[figure] = score([s[j] for s, j in zip(samples, choice)])[figure]
+        oracle["choice"][figure] = choice
+    return oracle
+
+
+def _samples(x, name: str, ndim: int) -> list:
+    """Per-clip ``[K, ...]`` tensors with ``ndim`` dimensions and the same K."""
+    samples = _as_list(x, name)
+    counts = {s.shape[0] if torch.is_tensor(s) and s.ndim == ndim else None for s in samples}
+    if len(counts) != 1 or None in counts:
+        layout = "[K, T, H, W]" if ndim == 4 else "[K, T, H, W, 3]"
+        raise ValueError(f"{name} must hold one {layout} tensor per clip with the same K; got shapes "
+                         f"{[tuple(s.shape) if torch.is_tensor(s) else type(s).__name__ for s in samples]}.")
+    return samples
 
 
 # -- strict protocol, one clip ----------------------------------------------------------------------------------
