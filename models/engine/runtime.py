@@ -74,7 +74,8 @@ def free_memory(device: torch.device) -> int | None:
         free, total = torch.cuda.mem_get_info(device)
         allocated = torch.cuda.memory_allocated(device)
         free += torch.cuda.memory_reserved(device) - allocated
-        cap = torch.cuda.get_per_process_memory_fraction(device) * total - allocated
+        fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)  # torch >= 2.7
+        cap = (fraction(device) if fraction else 1.0) * total - allocated
         return int(max(0, min(free, cap)))
     if device.type == "cpu":
         meminfo = Path("/proc/meminfo")
