@@ -1,11 +1,13 @@
-"""Command line: run both Diffusion-VAS stages on a clip without ComfyUI.
+"""Command line: run both Diffusion-VAS stages on a shot without ComfyUI.
 
-    diffusion-vas run --frames clip.mp4 --masks masks/ --out results/
+    diffusion-vas run --frames shot.mp4 --masks masks/ --out results/
     diffusion-vas demo --out results/demo      # the bundled example clip
 
-Models are folder paths or the published names, downloaded on first use into
-``$DIFFUSION_VAS_MODELS_DIR/<kind>/<name>`` (default ``~/.cache/diffusion-vas``). Exit codes: 0 success,
-1 a problem with the inputs or models (the message says which), 2 bad arguments.
+A shot of any length streams from decode to write (`models.shot`): memory stays flat in its length, results are
+written as they are produced, and ``--resume`` continues a stopped run. Models are folder paths or the published
+names, downloaded on first use into ``$DIFFUSION_VAS_MODELS_DIR/<kind>/<name>`` (default
+``~/.cache/diffusion-vas``). Exit codes: 0 success, 1 a problem with the inputs or models (the message says
+which), 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -15,32 +17,25 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-from tqdm import tqdm
-
 from .models.engine.options import parse_size as parse_processing_size
-from .models import DEFAULT_SIZE, SamplingOptions, complete_content, load_pipeline, predict_amodal_masks
-from .models.stages.hypotheses import agreement, consensus
-from .models.depth.estimator import load_depth_model, normalize_depth
-from .models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM, predict_depth
-from .models.io.frame_names import check_output_folder, source_frame_names, write_named_pngs
+from .models import DEFAULT_SIZE, SamplingOptions
+from .models.depth.estimator import INPUT_SIZE
+from .models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM
+from .models.stages.conditions import AMODAL_SUM_THRESHOLD
+from .models.stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from .models.stages.region import DEFAULT_REGION, REGIONS
 from .models.stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
-from .models.host import (
-    AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH, DEPTH_MODELS, DIFFUSION_VAS, PRECISIONS,
-    check_obtainable, resolve_checkpoint, resolve_depth_model, resolve_device, resolve_dtype,
-)
-from .models.io.mask_files import MASK_FORMATS, read_mask_folder
-from .models.io.media import frame_rate, output_frame_rate, pyav_available, read_frames, write_animation
-from .models.stages.conditions import resize_masks_nearest
+from .models.host import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH_MODELS, PRECISIONS
+from .models.io.mask_files import MASK_FORMATS
+from .models.io.media import pyav_available
+from .models.shot import DEFAULT_WRITE, WRITE_CHOICES, ShotSettings, run_shot
+from .models.shot.run import FOLDER_FPS
 
 from .benchmark_cli import add_benchmark_parser
 from .train_cli import add_train_parser
 
 logger = logging.getLogger("diffusion_vas")
 EXAMPLE = Path(__file__).resolve().parent / "example_clips" / "synthetic_occlusion"
-FOLDER_FPS = 8  # written videos of a folder of frames (no rate of its own): the rate the authors sample at
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,52 +121,74 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-from", choices=DEPTH_FROM, default=DEFAULT_DEPTH_FROM,
                         help="processing: depth network on frames resized to --size, as the authors trained; "
                              "input: on the frames as they are (default: %(default)s)")
+    parser.add_argument("--depth-input-size", type=int, default=INPUT_SIZE,
+                        help="Depth Anything's network input, shortest side, a multiple of 14: larger gives finer "
+                             "depth and costs more (default: %(default)s, as trained)")
+    parser.add_argument("--depth-batch-size", type=int, default=4,
+                        help="frames per depth-network call; lower it if memory runs out (default: %(default)s)")
+    parser.add_argument("--threshold", type=int, default=AMODAL_SUM_THRESHOLD,
+                        help="stage 1: a pixel is in the full mask when the model's decoded brightness (R+G+B, "
+                             "0..765) exceeds this; lower grows the masks (default: %(default)s, the authors')")
+    parser.add_argument("--keep-visible-pixels", action=argparse.BooleanOptionalAction,
+                        default=DEFAULT_KEEP_VISIBLE_PIXELS,
+                        help="stage 2: the footage's own pixels where the object is visible, the model's colours "
+                             "only in the hidden part (--no-keep-visible-pixels: the model's render everywhere, as "
+                             "the authors) (default: %(default)s)")
+    parser.add_argument("--object-batch-size", type=int, default=amodal.object_batch_size,
+                        help="objects (x samples) denoised at once; more is faster and uses more memory "
+                             "(default: %(default)s)")
+    parser.add_argument("--decode-chunk-size", type=int, default=amodal.decode_chunk_size,
+                        help="frames decoded at once by the VAE; lower saves memory (default: %(default)s)")
+    parser.add_argument("--motion-bucket-id", type=int, default=amodal.motion_bucket_id,
+                        help="motion conditioning (default: %(default)s)")
+    parser.add_argument("--noise-aug-strength", type=float, default=amodal.noise_aug_strength,
+                        help="noise added to the conditions (default: %(default)s)")
+    parser.add_argument("--write", default=",".join(DEFAULT_WRITE), type=_write_list,
+                        help=f"what to write per object, comma-separated from {','.join(WRITE_CHOICES)}: masks "
+                             "(amodal_masks/ 8-bit grey PNGs), layer (layer/ RGBA PNGs: the completed object, alpha = "
+                             "its full mask), rgb (amodal_rgb/: the completed object on white, as the authors save "
+                             "it), overlay (overlay/: the frames with the full mask tinted), mp4 (an MP4 preview of "
+                             "each of those), gif (a small GIF of each) (default: %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a stopped run in --out with the same arguments and inputs (finished work "
+                             "is kept; different arguments are refused, naming what differs)")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
 
 
+def _write_list(text: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in values if v not in WRITE_CHOICES]
+    if unknown or not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {','.join(WRITE_CHOICES)}, comma-separated")
+    return values
+
+
 def run(args: argparse.Namespace) -> None:
+    """``run`` and ``demo``: the arguments as `ShotSettings`, then `run_shot`."""
+    settings = settings_from_args(args)
+    if "mp4" in settings.write and not pyav_available():
+        raise ValueError("--write mp4 needs PyAV (a dependency): pip install av, or leave mp4 out of --write.")
+    run_shot(settings)
+
+
+def settings_from_args(args: argparse.Namespace) -> ShotSettings:
+    """The parsed ``run``/``demo`` arguments as `ShotSettings`."""
     size = parse_size(args.size)
-    check_output_folder(args.out, args.overwrite)
-    device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
-    check_models(args)
-    frames = read_frames(args.frames, args.start, args.count, args.every)
-    fps = args.fps or output_frame_rate(frame_rate(args.frames), args.every, FOLDER_FPS)
-    ids, modal = read_objects(args.masks, args.object_ids, args.start, args.count, args.every,
-                              getattr(args, "mask_format", "auto"))
-    modal = match_frames(modal, frames, args.masks, args.frames)
-    logger.info("%d frames of %dx%d (HxW), objects %s, processing at %dx%d on %s (%s)", frames.shape[0],
-                frames.shape[1], frames.shape[2], ids, size[0], size[1], device, dtype)
-
-    depth = read_depth(args, frames, device, dtype, size)
     shared = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, window=args.window,
-                  overlap=args.overlap, samples=args.samples)
-    stage1 = load_pipeline(resolve_checkpoint(args.stage1), device, dtype)
-    with _progress("stage 1: amodal masks") as bar:
-        amodal = predict_amodal_masks(stage1, modal, depth, size,
-                                      SamplingOptions.for_stage("amodal", seed=args.seed, **shared), callback=bar,
-                                      mask_upscale=args.mask_upscale, region=args.region)
-    del stage1
-    content = None
-    if not args.masks_only:
-        stage2 = load_pipeline(resolve_checkpoint(args.stage2), device, dtype)
-        with _progress("stage 2: content completion") as bar:
-            content = complete_content(stage2, frames, modal, amodal.masks, size,
-                                       SamplingOptions.for_stage("content", seed=args.content_seed, **shared),
-                                       callback=bar, region=args.region)
-    names = source_frame_names(args.frames, args.start, args.count, args.every, frames.shape[0])
-    write_results(args.out, frames, ids, amodal.masks, content.rgb if content else None, fps, amodal.samples, names)
-    logger.info("results written to %s", args.out)
-
-
-def check_models(args: argparse.Namespace) -> None:
-    """Every model the run needs is on disk or downloadable, checked before any heavy work."""
-    needed = [(DIFFUSION_VAS, args.stage1)] + ([] if args.masks_only else [(DIFFUSION_VAS, args.stage2)])
-    if args.depth is None:
-        needed.append((DEPTH, args.depth_model))
-    for kind, name in needed:
-        logger.info("model %s", check_obtainable(kind, name))
+                  overlap=args.overlap, samples=args.samples, object_batch_size=args.object_batch_size,
+                  decode_chunk_size=args.decode_chunk_size, motion_bucket_id=args.motion_bucket_id,
+                  noise_aug_strength=args.noise_aug_strength)
+    return ShotSettings(
+        frames=args.frames, masks=args.masks, out=args.out, start=args.start, count=args.count, every=args.every,
+        mask_format=getattr(args, "mask_format", MASK_FORMATS[0]), object_ids=getattr(args, "object_ids", None),
+        depth=args.depth, depth_model=args.depth_model, depth_from=args.depth_from,
+        depth_input_size=args.depth_input_size, depth_batch_size=args.depth_batch_size, stage1=args.stage1,
+        stage2=args.stage2, size=size, amodal=SamplingOptions.for_stage("amodal", seed=args.seed, **shared),
+        content=SamplingOptions.for_stage("content", seed=args.content_seed, **shared), threshold=args.threshold,
+        mask_upscale=args.mask_upscale, keep_visible_pixels=args.keep_visible_pixels, region=args.region,
+        masks_only=args.masks_only, write=args.write, fps=args.fps, device=args.device, dtype=args.dtype,
+        overwrite=args.overwrite, resume=args.resume)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -180,125 +197,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if height % 64 or width % 64:
         logger.warning("--size %s is not a multiple of 64; the published checkpoints need one.", text)
     return height, width
-
-
-def read_objects(folder: Path, wanted: list[int] | None, start: int, count: int, step: int,
-                 mask_format: str = "auto"):
-    """Mask folder -> (object ids, ``[N, T, H, W]`` bool); the format, its reason and the ids found with their
-    pixel counts are logged before anything runs."""
-    try:
-        found = read_mask_folder(folder, mask_format, start, count, step)
-    except ValueError as err:
-        raise ValueError(f"--masks: {err}") from err
-    ids = wanted or found.ids
-    if not ids:
-        raise ValueError(f"--masks {folder}: every mask is empty (read as {found.format}: {found.reason}); the "
-                         "object must be visible in some frame, or try --mask-format.")
-    try:
-        masks = np.stack([found.select(i) for i in ids])
-    except ValueError as err:
-        raise ValueError(f"--object-ids: {err}") from err
-    return ids, torch.from_numpy(masks)
-
-
-def match_frames(modal: torch.Tensor, frames: torch.Tensor, masks_arg, frames_arg) -> torch.Tensor:
-    """Checks ``[N, T, h, w]`` masks against ``[T, H, W, 3]`` frames: the same count, and the same size or the
-    same aspect ratio (then resized, nearest neighbour, with a warning); otherwise says what differs and the fix."""
-    count, (height, width) = frames.shape[0], tuple(frames.shape[1:3])
-    mask_count, (mask_h, mask_w) = modal.shape[1], tuple(modal.shape[2:4])
-    if mask_count != count:
-        raise ValueError(f"--masks {masks_arg} gives {mask_count} masks but --frames {frames_arg} gives {count} "
-                         "frames (after --start/--count/--every, which apply to both): give one mask per frame, "
-                         "named so that they sort in frame order.")
-    if (mask_h, mask_w) == (height, width):
-        return modal
-    if abs(mask_w / mask_h - width / height) <= 1 / min(mask_h, height):
-        logger.warning("--masks are %dx%d (WxH) but the frames are %dx%d: resizing the masks to the frame size "
-                       "(nearest neighbour).", mask_w, mask_h, width, height)
-        return resize_masks_nearest(modal, (height, width))
-    raise ValueError(f"--masks {masks_arg} are {mask_w}x{mask_h} (WxH) but --frames {frames_arg} are {width}x{height}, "
-                     "a different aspect ratio: export the masks at the frame size (or crop/resize the frames to "
-                     "the masks' size).")
-
-
-def read_depth(args, frames: torch.Tensor, device, dtype, size: tuple[int, int]) -> torch.Tensor:
-    """``[T, H, W]`` depth normalized over the clip, from a depth folder or Depth Anything V2 (run at the
-    processing ``size`` with ``--depth-from processing``)."""
-    if args.depth is not None:
-        depth = read_frames(args.depth, args.start, args.count, args.every).float().mean(dim=-1)
-        if depth.shape != frames.shape[:3]:
-            raise ValueError(f"--depth gives {tuple(depth.shape)} frames; it needs {tuple(frames.shape[:3])} "
-                             "(one depth image per frame, at the frame size).")
-        return normalize_depth(depth, "clip")
-    path = resolve_depth_model(args.depth_model)
-    estimator = load_depth_model(path, device, dtype)
-    with _progress("pseudo-depth") as bar:
-        raw = predict_depth(estimator, frames, args.depth_from, size, callback=bar)
-    return normalize_depth(raw, "clip")
-
-
-def write_results(out: Path, frames: torch.Tensor, ids: list[int], masks: torch.Tensor,
-                  rgb: torch.Tensor | None, fps: float, samples: int = 1, names: list[str] | None = None) -> None:
-    """Per object ``obj<id>/``: amodal masks, completed RGB and an overlay, as PNG frames plus GIF and MP4.
-
-    With ``samples`` K > 1 (``masks``/``rgb`` hold N * K rows, object-major): sample k's outputs in
-    ``obj<id>/sample<k>/``, and in ``obj<id>/`` the majority-vote ``consensus_masks`` and the ``agreement`` map
-    (fraction of samples covering each pixel, 0..255). PNG frames are named ``names`` (the source frames';
-    default: their indices)."""
-    names = names or [f"{i:05d}" for i in range(frames.shape[0])]
-    mp4 = pyav_available()
-    if not mp4:
-        logger.warning("PyAV is not installed, so no MP4 is written (PNG frames and GIFs are): pip install av.")
-    for index, object_id in enumerate(ids):
-        folder = out / f"obj{object_id}"
-        rows = slice(index * samples, (index + 1) * samples)
-        for k, row in enumerate(range(rows.start, rows.stop)):
-            outputs = {"amodal_masks": masks[row].to(torch.uint8) * 255, "overlay": overlay(frames, masks[row])}
-            if rgb is not None:
-                outputs["amodal_rgb"] = (rgb[row] * 255).round().to(torch.uint8)
-            _write_videos(folder / f"sample{k}" if samples > 1 else folder, outputs, fps, mp4, names)
-        if samples > 1:
-            _write_videos(folder, {
-                "consensus_masks": consensus(masks[rows], samples)[0].to(torch.uint8) * 255,
-                "agreement": (agreement(masks[rows], samples)[0] * 255).round().to(torch.uint8),
-            }, fps, mp4, names)
-
-
-def _write_videos(folder: Path, outputs: dict, fps: float, mp4: bool, names: list[str]) -> None:
-    """Each ``name: [T, H, W(, 3)]`` uint8 video as PNG frames ``folder/name/<source frame name>.png`` (written in
-    parallel), plus a GIF and (PyAV) an MP4."""
-    for name, video in outputs.items():
-        write_named_pngs(folder / name, video, names)
-        write_animation(folder / f"{name}.gif", video, fps)
-        if mp4:
-            write_animation(folder / f"{name}.mp4", video, fps)
-
-
-def overlay(frames: torch.Tensor, mask: torch.Tensor, colour=(255, 64, 160), alpha: float = 0.5) -> torch.Tensor:
-    """Frames with the amodal mask tinted: ``[T, H, W, 3]`` uint8."""
-    tint = torch.tensor(colour, dtype=torch.float32)
-    blended = frames.float() * (1 - alpha) + tint * alpha
-    return torch.where(mask[..., None], blended, frames.float()).round().to(torch.uint8)
-
-
-class _progress:
-    """A terminal progress bar usable as the engine's ``callback(done, total)``."""
-
-    def __init__(self, label: str):
-        self.label, self.bar = label, None
-
-    def __enter__(self):
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.label, unit="step", disable=not logger.isEnabledFor(logging.INFO))
-        self.bar.update(done - self.bar.n)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-
 
 
 if __name__ == "__main__":  # `python -m diffusion_vas.cli ...`, as `accelerate launch -m diffusion_vas.cli` runs it

@@ -16,20 +16,31 @@ TINY = ["--stage1", str(MODELS.stage1), "--stage2", str(MODELS.stage2)]
 FAST = ["--steps", "2", "--size", "64x128", "--quiet"]
 
 
-def test_demo_writes_masks_rgb_and_overlay(tmp_path):
+def test_demo_writes_what_a_compositor_wants(tmp_path):
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), *TINY, "--depth", str(EXAMPLE / "depth"), *FAST])
     assert code == 0
-    for name in ("amodal_masks", "amodal_rgb", "overlay"):
-        pngs = sorted((out / "obj0" / name).glob("*.png"))
-        assert len(pngs) == 25
-        assert (out / "obj0" / f"{name}.gif").is_file()
-        with Image.open(pngs[0]) as image:
-            assert image.size == (256, 128)
+    assert sorted(p.name for p in (out / "obj0").iterdir()) == ["amodal_masks", "amodal_masks.mp4", "layer",
+                                                                "layer.mp4"]
     masks = np.stack([np.asarray(Image.open(p)) for p in sorted((out / "obj0" / "amodal_masks").glob("*.png"))])
+    layer = np.stack([np.asarray(Image.open(p)) for p in sorted((out / "obj0" / "layer").glob("*.png"))])
     modal = np.stack([np.asarray(Image.open(p)) > 127 for p in sorted((EXAMPLE / "modal").glob("*.png"))])
+    assert masks.shape == (25, 128, 256) and layer.shape == (25, 128, 256, 4)
     assert set(np.unique(masks)) <= {0, 255}
     assert (masks[modal] == 255).all()  # the amodal mask contains every visible pixel
+    np.testing.assert_array_equal(layer[..., 3], masks)  # the layer's alpha is the full mask
+
+
+def test_write_chooses_the_outputs(tmp_path, capsys):
+    out = tmp_path / "some"
+    code = main(["demo", "--out", str(out), *TINY, "--depth", str(EXAMPLE / "depth"), *FAST, "--count", "4",
+                 "--write", "rgb,overlay,gif"])
+    assert code == 0
+    assert sorted(p.name for p in (out / "obj0").iterdir()) == ["amodal_rgb", "amodal_rgb.gif", "overlay",
+                                                                "overlay.gif"]
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--out", str(tmp_path / "x"), "--write", "masks,movie"])
+    assert exc.value.code == 2 and "choose from masks,layer,rgb,mp4,overlay,gif" in capsys.readouterr().err
 
 
 def test_label_masks_give_one_result_per_object(tmp_path):
@@ -51,7 +62,7 @@ def test_label_masks_give_one_result_per_object(tmp_path):
     code = main(["run", "--frames", str(frames), "--masks", str(masks), "--out", str(out), *TINY,
                  "--depth", str(depth), "--steps", "1", "--size", "32x64", "--masks-only", "--quiet"])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["obj1", "obj3"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["obj1", "obj3"]
     assert len(list((out / "obj3" / "amodal_masks").glob("*.png"))) == 6
     assert not (out / "obj3" / "amodal_rgb").exists()
 

@@ -29,7 +29,7 @@ def test_mp4_input_writes_mp4_at_the_source_rate_over_every(tmp_path, caplog):
     out = tmp_path / "out"
     with caplog.at_level(logging.INFO):
         code = main(["run", "--frames", str(video), "--masks", str(EXAMPLE / "modal"), "--every", "2",
-                     "--count", str(FRAMES), "--out", str(out), *FAST])
+                     "--count", str(FRAMES), "--out", str(out), *FAST, "--write", "masks,overlay,mp4"])
     assert code == 0
     assert frame_rate(out / "obj0" / "amodal_masks.mp4") == pytest.approx(12)
     assert read_frames(out / "obj0" / "overlay.mp4").shape == (FRAMES, 128, 256, 3)
@@ -52,7 +52,7 @@ def test_label_masks_listed_and_mask_format(tmp_path, caplog, capsys):
     args = ["run", "--frames", str(EXAMPLE / "rgb"), "--masks", str(masks), "--count", str(FRAMES), *FAST]
     with caplog.at_level(logging.INFO):
         assert main([*args, "--out", str(tmp_path / "out")]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["obj1", "obj3"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == ["obj1", "obj3"]
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "read as labels" in text and "id 1: 14400 pixels" in text and "id 3: 21000 pixels" in text
     assert "id 7: 6 pixels in 6 frames" in text and "not taken as objects" in text
@@ -88,14 +88,13 @@ def test_mask_size_mismatch_says_what_differs(tmp_path, capsys, caplog):
     assert "gives 6 masks but --frames" in err and "gives 25 frames" in err
 
 
-def test_missing_pyav_is_said_once(tmp_path, monkeypatch, caplog):
+def test_missing_pyav_refuses_mp4_before_any_work(tmp_path, monkeypatch, capsys):
     import diffusion_vas.cli as cli
 
     monkeypatch.setattr(cli, "pyav_available", lambda: False)
-    frames = example_frames(3)
-    masks = torch.zeros(2, 3, 128, 256, dtype=torch.bool)
-    with caplog.at_level(logging.WARNING):
-        cli.write_results(tmp_path, frames, [1, 2], masks, torch.zeros(2, 3, 128, 256, 3), fps=8)
-    assert [r.getMessage() for r in caplog.records] == [
-        "PyAV is not installed, so no MP4 is written (PNG frames and GIFs are): pip install av."]
-    assert not list(tmp_path.rglob("*.mp4")) and len(list(tmp_path.rglob("*.gif"))) == 6
+    args = ["run", "--frames", str(EXAMPLE / "rgb"), "--masks", str(EXAMPLE / "modal"), "--count", "3", *FAST]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 1
+    assert "--write mp4 needs PyAV (a dependency): pip install av" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    assert main([*args, "--out", str(tmp_path / "b"), "--write", "masks,gif"]) == 0
+    assert len(list((tmp_path / "b").rglob("*.png"))) == 3 and len(list((tmp_path / "b").rglob("*.gif"))) == 1

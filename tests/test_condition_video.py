@@ -72,3 +72,13 @@ def test_bad_condition_videos_are_refused(stage1_pipe):
         stage1_pipe.sample(nan, b, num_inference_steps=1)
     with pytest.raises(ValueError, match="whole number"):
         ConditionVideo(3, 4, (32, 64), lambda r, f: None, hypotheses=2)
+
+
+def test_expanded_frames_are_contiguous(stage1_pipe):
+    """A channels-last expansion (stage 2's colours are built by a permute) reaches the encoders in the standard
+    layout: the VAE's kernels, and so the last bits, depend on it."""
+    a, b = _conditions(1, 6, seed=3)
+    last = ConditionVideo(1, 6, (32, 64), lambda r, f: a[r, f].permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2))
+    assert not last.expand(0, slice(0, 6)).is_contiguous() and last.row(0).is_contiguous()
+    fast = dict(seed=2, num_inference_steps=1)
+    assert torch.equal(stage1_pipe.sample(last, b, **fast), stage1_pipe.sample(a, b, **fast))

@@ -12,7 +12,8 @@ from conftest import TINY
 from diffusion_vas.models import complete_content, predict_amodal_masks
 from diffusion_vas.models.evaluation.oracle import OracleSampler, oracle_mask_frames, oracle_rgb_frames
 from diffusion_vas.models.stages import conditions as C
-from diffusion_vas.models.stages import native
+from diffusion_vas.models.stages import stage1, stage2
+from diffusion_vas.models.stages.sequences import TensorDepth, TensorFrames, tensor_masks
 from diffusion_vas.models.stages.chunking import MaskFormat
 from diffusion_vas.models.stages.content_blend import colour_gains
 from diffusion_vas.models.stages.region import Box, object_box
@@ -34,7 +35,7 @@ def disk_clip(frames=3, height=90, width=172, centre=(45, 60), radius=20, bar=(7
 
 
 def boxes_for(modal, region):
-    return native.object_boxes(modal, MaskFormat(modal, "modal"), SIZE, region, 1.0)
+    return stage1.object_boxes(tensor_masks(modal, "modal"), SIZE, region, 1.0)
 
 
 # -- zoom crops and paste-backs ---------------------------------------------------------------------------------
@@ -251,13 +252,14 @@ def test_frame_conditions_equal_the_reference_arithmetic(frame):
     rgb = torch.rand(9, *frame, 3, generator=g)
     box = [Box(0, 0, *frame)]
     size = (64, 128)
-    assert torch.equal(native.depth_conditions(depth, box, size, torch.device("cpu"))[0],
-                       C.depth_condition(depth, size))
-    assert torch.equal(native.modal_conditions(modal, MaskFormat(modal, "modal"), box, size)[0],
-                       C.modal_condition(modal[0], size))
-    inputs = native.Stage2Inputs(rgb, modal, MaskFormat(modal, "modal"), modal > 0.7, MaskFormat(modal > 0.7, "a"),
-                                 box, size)
-    assert torch.equal(inputs.conditions()[0][0], C.modal_rgb_condition(rgb, C.modal_condition(modal[0], size)))
+    depth_store, _ = stage1.depth_store(TensorDepth(depth), box, size, torch.device("cpu"))
+    assert torch.equal(depth_store[0].unsqueeze(1).repeat(1, 3, 1, 1), C.depth_condition(depth, size))
+    modal_store = stage1.modal_store(tensor_masks(modal, "modal"), box, size)
+    assert torch.equal(stage1.modal_pixels(modal_store[0]), C.modal_condition(modal[0], size))
+    conditions = stage2.prepare(TensorFrames(rgb), tensor_masks(modal, "modal"), tensor_masks(modal > 0.7, "a"),
+                                box, size)
+    video, _ = conditions.videos()
+    assert torch.equal(video.row(0), C.modal_rgb_condition(rgb, C.modal_condition(modal[0], size)))
 
 
 def test_grey_depth_image_is_used_as_a_view_and_colour_depth_as_the_channel_mean(caplog):

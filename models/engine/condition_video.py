@@ -56,9 +56,10 @@ class ConditionVideo:
         return len(self.shape)
 
     def row(self, index: int, frames: slice = slice(None)) -> torch.Tensor:
-        """Row ``index``'s frames ``frames`` as float32 ``[t, 3, h, w]``."""
+        """Row ``index``'s frames ``frames`` as float32 ``[t, 3, h, w]``, contiguous (the encoders' kernels, and so
+        their last bits, depend on the memory layout: a channels-last expansion must not change the numbers)."""
         start, stop, _ = frames.indices(self.frames)
-        return self.expand(index, slice(start, stop))
+        return self.expand(index, slice(start, stop)).contiguous()
 
     def chunks(self, index: int, size: int = ENCODE_CHUNK):
         """Row ``index`` in order, ``size`` frames at a time: yields float32 ``[t, 3, h, w]``."""

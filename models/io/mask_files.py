@@ -36,7 +36,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..stages.conditions import MASK_THRESHOLD_U8
+import torch
+
+from ..stages.conditions import MASK_THRESHOLD_U8, resize_masks_nearest
+from ..stages.sequences import check_parts
 from .media import IMAGE_EXTENSIONS, image_files, select_range
 
 logger = logging.getLogger(__name__)
@@ -72,19 +75,22 @@ class MaskObject:
 
 @dataclass
 class MaskFolder:
-    """The masks of one folder read in one format.
+    """The masks of one folder, scanned in one format; each frame is read again from its file when asked for, so a
+    shot of minutes at 4K is never held (`sequence` hands one object's masks over part by part).
 
-    ``values``: ``[T, H, W]`` bool (binary) or uint16 ids (labels). ``objects``: every id present with its pixel
-    counts (binary: one object with id 0, when any pixel is on). ``ids``: the objects to process by default
-    (labels: the ids that cover a real region, `MIN_OBJECT_FRACTION`; tiny ids are left out with a warning).
+    ``objects``: every id present with its pixel counts (binary: one object with id 0, when any pixel is on).
+    ``ids``: the objects to process by default (labels: the ids that cover a real region, `MIN_OBJECT_FRACTION`;
+    tiny ids are left out with a warning). `frame` gives one file's values: ``[H, W]`` bool (binary) or uint16 ids
+    (labels).
     """
 
     folder: Path
     files: list[Path]
     format: str
     reason: str
-    values: np.ndarray
     objects: list[MaskObject] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)
+    rule: "_Rule | None" = None
 
     @property
     def ids(self) -> list[int]:
@@ -97,25 +103,51 @@ class MaskFolder:
         return [o.id for o in self.objects if o.tiny]
 
     @property
-    def size(self) -> tuple[int, int]:
-        """``(height, width)`` of the masks."""
-        return tuple(self.values.shape[1:3])
+    def count(self) -> int:
+        return len(self.files)
 
-    def select(self, object_id: int = 0) -> np.ndarray:
-        """``[T, H, W]`` bool mask of ``object_id``; 0 = every object pixel (labels) or the mask (binary)."""
+    def frame(self, index: int) -> np.ndarray:
+        """File ``index``'s values, read again: ``[H, W]`` bool (binary) or uint16 ids (labels)."""
+        image = _MaskImage.read(self.files[index])
+        if image.shape != self.size:
+            raise ValueError(f"Mask {image.file.name} is now {image.shape[1]}x{image.shape[0]}, not the "
+                             f"{self.size[1]}x{self.size[0]} it had when the folder {self.folder} was read; do not "
+                             "change the masks during a run.")
+        return self.rule.values(image)
+
+    @property
+    def values(self) -> np.ndarray:
+        """``[T, H, W]`` every frame's values (bool or uint16), read now."""
+        return np.stack([self.frame(i) for i in range(self.count)])
+
+    def check_id(self, object_id: int) -> None:
+        """Raises, naming what to change, when ``object_id`` cannot be selected."""
         if self.format == "binary":
             if object_id:
                 raise ValueError(f"object_id {object_id}: the masks in {self.folder} are read as binary (one "
                                  f"object; {self.reason}). Set object_id to 0, or mask_format to 'labels' if the "
                                  "pixel values are object ids.")
-            return self.values.copy()
-        if object_id == 0:
-            return self.values > 0
-        if object_id not in {o.id for o in self.objects}:
+        elif object_id and object_id not in {o.id for o in self.objects}:
             present = [o.id for o in self.objects] or "none (all masks are empty)"
             raise ValueError(f"object_id {object_id} appears in none of the selected masks in {self.folder}; ids "
                              f"present: {present}.")
-        return self.values == object_id
+
+    def select_frame(self, values: np.ndarray, object_id: int) -> np.ndarray:
+        """One frame's values -> ``[H, W]`` bool of ``object_id`` (0 = every object pixel, or the binary mask)."""
+        if self.format == "binary":
+            return values
+        return values > 0 if object_id == 0 else values == object_id
+
+    def select(self, object_id: int = 0) -> np.ndarray:
+        """``[T, H, W]`` bool mask of ``object_id``; 0 = every object pixel (labels) or the mask (binary)."""
+        self.check_id(object_id)
+        return np.stack([self.select_frame(self.frame(i), object_id) for i in range(self.count)])
+
+    def sequence(self, object_id: int = 0, size: tuple[int, int] | None = None, name: str | None = None):
+        """Object ``object_id``'s masks as a `stages.sequences.MaskSequence`, read part by part from the files;
+        resized to ``size`` ``(H, W)`` by nearest neighbour (OpenCV-exact) when given and different."""
+        self.check_id(object_id)
+        return MaskFileSequence(self, object_id, size, name or f"masks {self.folder} (id {object_id})")
 
     def describe(self) -> str:
         """One line per object, for logs and the CLI's listing."""
@@ -125,6 +157,23 @@ class MaskFolder:
         if not self.objects:
             lines.append("  no object pixel in any mask")
         return "\n".join(lines)
+
+
+class MaskFileSequence:
+    """One object of a `MaskFolder` as a `MaskSequence`: ``[t, H, W]`` bool parts read from the files."""
+
+    def __init__(self, folder: MaskFolder, object_id: int, size: tuple[int, int] | None, name: str):
+        self.masks, self.object_id, self.name = folder, object_id, name
+        self.count = folder.count
+        self.size = tuple(size) if size is not None else folder.size
+
+    def read(self, parts):
+        for part in check_parts(parts, self.count, self.name):
+            frames = [self.masks.select_frame(self.masks.frame(i), self.object_id) for i in range(part.start, part.stop)]
+            masks = torch.from_numpy(np.stack(frames))
+            if tuple(masks.shape[-2:]) != self.size:
+                masks = resize_masks_nearest(masks, self.size)
+            yield masks
 
 
 def read_mask_folder(folder, mask_format: str = "auto", start: int = 0, count: int = 0, every: int = 1,
@@ -153,16 +202,17 @@ def read_mask_files(files: list[Path], mask_format: str = "auto", folder: Path |
     if not files:
         raise ValueError("No mask files to read; check the folder and the start/count/every settings.")
     folder = Path(folder) if folder is not None else Path(files[0]).parent
-    images = [_MaskImage.read(Path(f)) for f in files]
-    _check_sizes(images, folder)
-    uses_alpha = any(image.alpha_used for image in images)
-    scale16 = max(image.max_value for image in images) > 255 and any(image.wide for image in images)
-    colour_ids = _colour_ids(images) if mask_format != "binary" and not uses_alpha else None
+    stats = [_FileStats.of(_MaskImage.read(Path(f))) for f in files]  # one read per file; nothing is kept
+    _check_sizes(stats, folder)
+    uses_alpha = any(stat.alpha_used for stat in stats)
+    scale16 = max(stat.max_value for stat in stats) > 255 and any(stat.wide for stat in stats)
+    colour_ids = _colour_ids(stats) if mask_format != "binary" and not uses_alpha else None
+    zero_one = max(stat.grey[scale16][0] for stat in stats) == 1
 
     if mask_format == "auto":
-        chosen, reason = _decide(images, uses_alpha, scale16, colour_ids)
+        chosen, reason = _decide(stats, uses_alpha, scale16, zero_one, colour_ids)
     elif mask_format == "binary":
-        chosen, reason = "binary", _binary_reason(images, uses_alpha, scale16)
+        chosen, reason = "binary", _binary_reason(uses_alpha, zero_one)
     else:
         if uses_alpha:
             raise ValueError(f"mask_format 'labels': the masks in {folder} have transparency (an alpha mask, one "
@@ -170,10 +220,18 @@ def read_mask_files(files: list[Path], mask_format: str = "auto", folder: Path |
         if colour_ids is None:
             raise ValueError(f"mask_format 'labels': the colour masks in {folder} have more than {MAX_COLOURS} "
                              "colours, so the colours cannot be object ids; use 'binary' or 'auto'.")
-        chosen, reason = "labels", "asked for labels: " + _label_source(images)
+        chosen, reason = "labels", "asked for labels: " + _label_source(stats)
     if chosen == "binary" and scale16 and not uses_alpha:
         reason += "; 16-bit values scaled to 8 bits"
-    result = _build(images, folder, chosen, reason, uses_alpha, scale16, colour_ids)
+    rule = _Rule(chosen, uses_alpha, scale16, zero_one, colour_ids or {})
+    if chosen == "binary":
+        objects = [MaskObject(0, o.pixels, o.frames, o.max_fraction)
+                   for o in _objects([{1: stat.binary_on(uses_alpha, scale16, zero_one)} for stat in stats],
+                                     stats[0].pixels, lambda i: None)]
+    else:
+        objects = _objects([stat.label_counts(rule.colour_ids) for stat in stats], stats[0].pixels,
+                           lambda i: _id_colour(stats, i, rule.colour_ids))
+    result = MaskFolder(folder, [stat.file for stat in stats], chosen, reason, objects, stats[0].shape, rule)
     _log(result, log_level)
     return result
 
@@ -196,6 +254,10 @@ class _MaskImage:
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.grey.shape)
+
+    @property
+    def pixels(self) -> int:
+        return self.grey.shape[0] * self.grey.shape[1]
 
     @property
     def alpha_used(self) -> bool:
@@ -248,11 +310,94 @@ class _MaskImage:
         return cls(file, mode, np.asarray(image.convert("L")), None, rgb, None, alpha, False)
 
 
-def _check_sizes(images: list[_MaskImage], folder: Path) -> None:
-    first = images[0]
-    for image in images[1:]:
-        if image.shape != first.shape:
-            raise ValueError(f"Mask {image.file.name} is {image.shape[1]}x{image.shape[0]} but {first.file.name} is "
+@dataclass
+class _FileStats:
+    """What the format decision needs of one file, computed in one read; the pixels are not kept.
+
+    ``grey[scale16]`` is ``(max grey level, pixels == 1, pixels > 128)`` of the grey levels as the authors read
+    them, with 16-bit values scaled (True) or clipped (False) (the folder decides which); ``labels``: the label
+    values' ``{value: pixels}`` (palette/grey images); ``colours``: ``{packed RGB: pixels}`` (colour images; None
+    when the file alone has more than `MAX_COLOURS` colours)."""
+
+    file: Path
+    shape: tuple[int, int]
+    kind: str
+    wide: bool
+    alpha_used: bool
+    alpha_on: int
+    max_value: int
+    palette: np.ndarray | None
+    grey: dict
+    labels: dict[int, int] | None
+    colours: dict[int, int] | None
+
+    @property
+    def pixels(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @classmethod
+    def of(cls, image: _MaskImage) -> "_FileStats":
+        grey = {}
+        for scale16 in (False, True):
+            levels = _grey_levels(image, scale16)
+            grey[scale16] = (int(levels.max()), int(np.count_nonzero(levels == 1)),
+                             int(np.count_nonzero(levels > MASK_THRESHOLD_U8)))
+        labels = colours = None
+        if image.labels is not None:
+            counts = np.bincount(image.labels.ravel())
+            labels = {int(v): int(counts[v]) for v in np.flatnonzero(counts)}
+        if image.rgb is not None:
+            values, counts = np.unique(_pack(image.rgb), return_counts=True)
+            colours = dict(zip(values.tolist(), counts.tolist())) if len(values) <= MAX_COLOURS else None
+        kind = "palette indices" if image.palette is not None else "colours" if image.rgb is not None else "grey values"
+        alpha_on = image.pixels if image.alpha is None else int(np.count_nonzero(image.alpha > MASK_THRESHOLD_U8))
+        return cls(image.file, image.shape, kind, image.wide, image.alpha_used, alpha_on, image.max_value,
+                   image.palette, grey, labels, colours)
+
+    def binary_on(self, uses_alpha: bool, scale16: bool, zero_one: bool) -> int:
+        """Pixels on under the folder's binary rule (`_Rule.values`)."""
+        if uses_alpha:
+            return self.alpha_on
+        return self.grey[scale16][1 if zero_one else 2]
+
+    def label_counts(self, colour_ids: dict[int, int]) -> dict[int, int]:
+        """``{id: pixels}`` of this file's labels (`_label_values`)."""
+        if self.labels is not None:
+            return self.labels
+        counts: dict[int, int] = {}
+        for colour, pixels in (self.colours or {}).items():
+            object_id = colour_ids.get(colour, 0)
+            counts[object_id] = counts.get(object_id, 0) + pixels
+        return counts
+
+
+@dataclass
+class _Rule:
+    """How a file's pixels become the folder's values, decided once for the folder."""
+
+    format: str
+    uses_alpha: bool
+    scale16: bool
+    zero_one: bool
+    colour_ids: dict[int, int]
+
+    def values(self, image: _MaskImage) -> np.ndarray:
+        """``[H, W]`` bool (binary: alpha > 128, 1 in 0/1 masks, else grey level > 128) or uint16 ids (labels)."""
+        if self.format == "labels":
+            return _label_values(image, self.colour_ids)
+        if self.uses_alpha:
+            if image.alpha is None:
+                return np.ones(image.shape, dtype=bool)
+            return image.alpha > MASK_THRESHOLD_U8
+        grey = _grey_levels(image, self.scale16)
+        return grey == 1 if self.zero_one else grey > MASK_THRESHOLD_U8
+
+
+def _check_sizes(stats: list[_FileStats], folder: Path) -> None:
+    first = stats[0]
+    for stat in stats[1:]:
+        if stat.shape != first.shape:
+            raise ValueError(f"Mask {stat.file.name} is {stat.shape[1]}x{stat.shape[0]} but {first.file.name} is "
                              f"{first.shape[1]}x{first.shape[0]} (WxH, in {folder}); all masks of a clip must have "
                              "one size: re-export them at the frame size.")
 
@@ -267,26 +412,10 @@ def _grey_levels(image: _MaskImage, scale16: bool) -> np.ndarray:
     return image.grey
 
 
-def _binary(images: list[_MaskImage], uses_alpha: bool, scale16: bool) -> np.ndarray:
-    """``[T, H, W]`` bool: alpha > 128 (alpha masks), 1 (0/1 masks), else grey level > 128."""
-    if uses_alpha:
-        return np.stack([(image.alpha if image.alpha is not None else np.full(image.shape, 255, np.uint8))
-                         > MASK_THRESHOLD_U8 for image in images])
-    grey = np.stack([_grey_levels(image, scale16) for image in images])
-    if _zero_one(grey):
-        return grey == 1
-    return grey > MASK_THRESHOLD_U8
-
-
-def _zero_one(grey: np.ndarray) -> bool:
-    return int(grey.max()) == 1
-
-
-def _binary_reason(images: list[_MaskImage], uses_alpha: bool, scale16: bool) -> str:
+def _binary_reason(uses_alpha: bool, zero_one: bool) -> str:
     if uses_alpha:
         return "the alpha channel is the mask (alpha > 128)"
-    grey = np.stack([_grey_levels(image, scale16) for image in images])
-    if _zero_one(grey):
+    if zero_one:
         return "0/1 mask (1 is on)"
     return f"grey level > {MASK_THRESHOLD_U8} as the authors read masks"
 
@@ -307,15 +436,17 @@ def voc_palette() -> np.ndarray:
     return palette
 
 
-def _colour_ids(images: list[_MaskImage]) -> dict[int, int] | None:
+def _colour_ids(stats: list[_FileStats]) -> dict[int, int] | None:
     """RGB colour images: packed colour -> id (black = 0), or None when there are too many colours to be labels.
     Images that carry labels already (palette, grey) need no table: returns ``{}``."""
-    colour_images = [image for image in images if image.rgb is not None]
-    if not colour_images:
+    colour_stats = [stat for stat in stats if stat.kind == "colours"]
+    if not colour_stats:
         return {}
     colours: set[int] = set()
-    for image in colour_images:
-        colours.update(np.unique(_pack(image.rgb)).tolist())
+    for stat in colour_stats:
+        if stat.colours is None:
+            return None
+        colours.update(stat.colours)
         if len(colours) > MAX_COLOURS:
             return None
     colours.discard(0)
@@ -341,30 +472,24 @@ def _label_values(image: _MaskImage, colour_ids: dict[int, int]) -> np.ndarray:
     return ids
 
 
-def _id_colour(images: list[_MaskImage], object_id: int, colour_ids: dict[int, int]) -> tuple[int, int, int]:
-    for image in images:
-        if image.palette is not None:
-            return tuple(int(v) for v in image.palette[object_id])
+def _id_colour(stats: list[_FileStats], object_id: int, colour_ids: dict[int, int]) -> tuple[int, int, int]:
+    for stat in stats:
+        if stat.palette is not None:
+            return tuple(int(v) for v in stat.palette[object_id])
     for colour, value in (colour_ids or {}).items():
         if value == object_id:
             return (colour >> 16) & 255, (colour >> 8) & 255, colour & 255
     return (object_id, object_id, object_id) if object_id < 256 else (255, 255, 255)
 
 
-def _objects(values: np.ndarray, colours) -> list[MaskObject]:
-    """Every non-zero id of ``[T, H, W]`` values with its pixel counts."""
-    frame_pixels = values.shape[1] * values.shape[2]
-    flat = values.reshape(values.shape[0], -1)
-    per_frame = [np.bincount(frame, minlength=1) for frame in flat]
-    length = max(len(c) for c in per_frame)
-    counts = np.stack([np.pad(c, (0, length - len(c))) for c in per_frame])  # [T, ids]
+def _objects(per_frame: list[dict[int, int]], frame_pixels: int, colours) -> list[MaskObject]:
+    """Every non-zero id of per-frame ``{id: pixels}`` counts, with its totals (ascending ids)."""
+    ids = sorted({i for counts in per_frame for i, pixels in counts.items() if i and pixels})
     objects = []
-    for object_id in np.flatnonzero(counts.sum(axis=0)):
-        if object_id == 0:
-            continue
-        column = counts[:, object_id]
-        objects.append(MaskObject(int(object_id), int(column.sum()), int((column > 0).sum()),
-                                  float(column.max()) / frame_pixels, colours(int(object_id))))
+    for object_id in ids:
+        column = [counts.get(object_id, 0) for counts in per_frame]
+        objects.append(MaskObject(int(object_id), int(sum(column)), sum(1 for c in column if c > 0),
+                                  max(column) / frame_pixels, colours(int(object_id))))
     return objects
 
 
@@ -372,34 +497,32 @@ def _is_grey(colour: tuple[int, int, int]) -> bool:
     return max(colour) - min(colour) <= GREY_TOLERANCE
 
 
-def _label_source(images: list[_MaskImage]) -> str:
-    kinds = sorted({"palette indices" if image.palette is not None else
-                    "colours" if image.rgb is not None else "grey values" for image in images})
-    return " and ".join(kinds) + " are object ids"
+def _label_source(stats: list[_FileStats]) -> str:
+    return " and ".join(sorted({stat.kind for stat in stats})) + " are object ids"
 
 
 # -- auto --------------------------------------------------------------------------------------------------------
 
-def _decide(images: list[_MaskImage], uses_alpha: bool, scale16: bool, colour_ids) -> tuple[str, str]:
+def _decide(stats: list[_FileStats], uses_alpha: bool, scale16: bool, zero_one: bool,
+            colour_ids) -> tuple[str, str]:
     """``auto``: ("labels" | "binary", reason) from the evidence described in the module docstring."""
     if uses_alpha:
         return "binary", "transparency is used, so the alpha channel is the mask (alpha > 128)"
     if colour_ids is None:
         return "binary", (f"more than {MAX_COLOURS} distinct colours (grey levels, anti-aliasing or compression "
                           f"noise), so grey level > {MASK_THRESHOLD_U8} as the authors read masks")
-    grey = np.stack([_grey_levels(image, scale16) for image in images])
-    if _zero_one(grey):
+    if zero_one:
         return "binary", "0/1 mask (1 is on)"
-    labels = np.stack([_label_values(image, colour_ids) for image in images])
-    objects = _objects(labels, lambda i: _id_colour(images, i, colour_ids))
+    objects = _objects([stat.label_counts(colour_ids) for stat in stats], stats[0].pixels,
+                       lambda i: _id_colour(stats, i, colour_ids))
     real = [o for o in objects if not o.tiny]
     if not real:
         return "binary", (f"no label value covers {100 * MIN_OBJECT_FRACTION:g}% of a frame, so grey level > "
                           f"{MASK_THRESHOLD_U8} as the authors read masks")
     coloured = [o for o in real if not _is_grey(o.colour)]
-    nothing_visible = not (grey > MASK_THRESHOLD_U8).any()
+    nothing_visible = not any(stat.grey[scale16][2] for stat in stats)
     if not coloured and not nothing_visible:
-        what = "palette colours" if any(image.palette is not None for image in images) else "values"
+        what = "palette colours" if any(stat.palette is not None for stat in stats) else "values"
         levels = ("one grey level besides the background" if len(objects) == 1 else
                   f"{len(objects)} shades of grey, not label colours")
         return "binary", (f"the {what} in use are {levels}, so grey level > {MASK_THRESHOLD_U8} as the authors "
@@ -411,25 +534,7 @@ def _decide(images: list[_MaskImage], uses_alpha: bool, scale16: bool, colour_id
                 f"no pixel is brighter than {MASK_THRESHOLD_U8}, so the values are ids")
     tiny = len(objects) - len(real)
     extra = f", {tiny} tiny ids left out" if tiny else ""
-    return "labels", f"{_label_source(images)}: {evidence}, {len(real)} objects{extra}"
-
-
-# -- result ------------------------------------------------------------------------------------------------------
-
-def _build(images, folder, chosen, reason, uses_alpha, scale16, colour_ids) -> MaskFolder:
-    files = [image.file for image in images]
-    if chosen == "binary":
-        values = _binary(images, uses_alpha, scale16)
-        objects = _objects(values.astype(np.uint8), lambda i: None)
-        objects = [MaskObject(0, o.pixels, o.frames, o.max_fraction) for o in objects]
-        return MaskFolder(folder, files, "binary", reason, values, objects)
-    if uses_alpha:
-        values = np.stack([np.where(image.alpha > MASK_THRESHOLD_U8, _label_values(image, colour_ids), 0)
-                           if image.alpha is not None else _label_values(image, colour_ids) for image in images])
-    else:
-        values = np.stack([_label_values(image, colour_ids) for image in images])
-    objects = _objects(values, lambda i: _id_colour(images, i, colour_ids))
-    return MaskFolder(folder, files, "labels", reason, values.astype(np.uint16), objects)
+    return "labels", f"{_label_source(stats)}: {evidence}, {len(real)} objects{extra}"
 
 
 def _log(result: MaskFolder, level: int) -> None:

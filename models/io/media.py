@@ -39,21 +39,13 @@ def select_range(items: list, start: int, count: int, step: int, what: str) -> l
 
 
 def read_frames(source, start: int = 0, count: int = 0, step: int = 1) -> torch.Tensor:
-    """A folder of images or a video file -> ``[T, H, W, 3]`` uint8."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        files = image_files(path)
-        if not files:
-            raise ValueError(f"{path} has no images ({', '.join(IMAGE_EXTENSIONS)}).")
-        frames = [_read_rgb(f) for f in select_range(files, start, count, step, f"images in {path}")]
-        sizes = {f.shape for f in frames}
-        if len(sizes) > 1:
-            raise ValueError(f"The images in {path} have different sizes {sorted(sizes)}; all frames need one size.")
-        return torch.from_numpy(np.stack(frames))
-    if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
-        frames = select_range(_decode_video(path), start, count, step, f"frames of {path}")
-        return torch.from_numpy(np.stack(frames))
-    raise ValueError(f"{path} is neither a folder of images nor a video file ({', '.join(VIDEO_EXTENSIONS)}).")
+    """A folder of images or a video file -> ``[T, H, W, 3]`` uint8, the selected frames only (decoded in order;
+    frames that are not selected are never converted or kept). For long shots read part by part with
+    `frame_source.open_frames` instead."""
+    from .frame_source import open_frames
+
+    frames = open_frames(source, start, count, step)
+    return next(frames.read([slice(0, frames.count)]))
 
 
 def frame_rate(source) -> float | None:
@@ -114,15 +106,6 @@ def _read_rgb(file: Path) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot read image {file} ({err}); replace it or remove it from the folder.") from err
-
-
-def _decode_video(path: Path) -> list[np.ndarray]:
-    av = _require_av("read video files")
-    try:
-        with av.open(str(path)) as container:
-            return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-    except av.FFmpegError as err:
-        raise ValueError(f"Cannot decode video {path} ({err}); convert it to MP4/H.264 or a folder of PNGs.") from err
 
 
 def _encode_mp4(path: Path, arrays: list[np.ndarray], fps: float, crf: int) -> None:

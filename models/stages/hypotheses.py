@@ -24,8 +24,6 @@ The visible masks stay ``N`` rows: every hypothesis of an object shares its visi
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 
 
@@ -82,36 +80,3 @@ def completion_samples(hypotheses: int, samples: int) -> int:
         raise ValueError(f"amodal_masks has {hypotheses} hypotheses per object but samples={samples}: each "
                          f"hypothesis gets one completion, so set samples to 1 or {hypotheses}.")
     return max(hypotheses, samples)
-
-
-def split_hypotheses(amodal: torch.Tensor, objects: int) -> list[torch.Tensor]:
-    """``[N * M, T, H, W]`` -> M views ``[N, T, H, W]``: hypothesis ``m`` of every object (no copy)."""
-    per_object = by_sample(amodal, hypotheses_per_object(amodal.shape[0], objects), "amodal_masks")
-    return [per_object[:, m] for m in range(per_object.shape[1])]
-
-
-def per_sample(finish: Callable[[torch.Tensor, int], tuple], frames: torch.Tensor) -> tuple:
-    """Brings sampled frames back sample by sample and stacks the results object-major.
-
-    Args:
-        finish: ``finish(frames_k, k)`` -> a tuple of ``[N, ...]`` tensors, for one sample ``frames_k``
-            ``[N, T, 3, h, w]`` (a stage's post-processing for sample ``k``).
-        frames: ``[N, T, 3, h, w]`` (one sample: ``finish`` is called once, results as it returns them) or
-            ``[N, K, T, 3, h, w]`` (`DiffusionVASPipeline.sample` with several samples).
-
-    Returns:
-        ``finish``'s tuple with every tensor ``[N * K, ...]``, row ``n * K + k`` = object ``n``'s sample ``k``.
-        Peak memory: the K per-sample results plus the stacked copy.
-    """
-    if frames.ndim == 5:
-        return finish(frames, 0)
-    parts = [finish(frames[:, k], k) for k in range(frames.shape[1])]
-    return tuple(torch.stack(items, dim=1).flatten(0, 1) for items in zip(*parts))
-
-
-def stack_conditions(conditions: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-hypothesis conditions, each pair ``[N, T, 3, h, w]`` -> one pair as the sampler takes it: the pair
-    itself for one hypothesis, else ``[N, M, T, 3, h, w]`` (one condition per sample)."""
-    if len(conditions) == 1:
-        return conditions[0]
-    return torch.stack([a for a, _ in conditions], dim=1), torch.stack([b for _, b in conditions], dim=1)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import torch
 
 from . import conditions as C
-from . import hypotheses, native
-from .chunking import MaskFormat, all_finite, work_device
+from . import hypotheses, stage1, stage2
+from .chunking import chunks, work_device
 from .content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from .region import DEFAULT_CONTEXT, DEFAULT_REGION, REGIONS
+from .sequences import TensorDepth, TensorFrames, check_same_frames, tensor_masks
 from .upscale import DEFAULT_MASK_UPSCALE, check_mask_upscale
 from ..engine.options import DEFAULT_SIZE, SamplingOptions
 from ..engine.pipeline import DiffusionVASPipeline, StepCallback
@@ -86,20 +87,33 @@ def predict_amodal_masks(
     """
     options = options or SamplingOptions.for_stage("amodal")
     check_mask_upscale(mask_upscale)
-    _check_region(region)
-    modal = _objects(modal_masks, "modal_masks")
-    n, t, height, width = modal.shape
-    _check_frames(depth, (t, height, width), "depth", "modal_masks")
-    fmt, device = MaskFormat(modal, "modal_masks"), work_device(pipe)
-    boxes = native.object_boxes(modal, fmt, size, region, context)
-    modal_conds = native.modal_conditions(modal, fmt, boxes, size)
-    depth_conds = native.depth_conditions(depth, boxes, size, device)
-    frames = pipe.sample(modal_conds, depth_conds, options, callback)  # [N, (K,) T, 3, h, w]
+    check_region(region)
+    modal = tensor_masks(modal_masks, "modal_masks")
+    t, (height, width) = modal[0].count, modal[0].size
+    depth = TensorDepth(depth, "depth")
+    check_same_frames(depth, t, (height, width), "depth", "modal_masks")
+    device = work_device(pipe)
+    conditions = stage1.prepare(modal, depth, size, region, context, device)
+    output = sample_stage1(pipe, conditions, options, callback, threshold, mask_upscale)
 
-    masks, processed, probability = hypotheses.per_sample(
-        lambda sample, _: native.stage1_results(sample, modal_conds, modal, fmt, boxes, threshold, mask_upscale,
-                                                device), frames)
-    return AmodalMasks(masks=masks, masks_processed=processed, probability=probability, samples=options.samples)
+    rows = output.soft.shape[0]
+    masks = torch.empty(rows, t, height, width, dtype=torch.bool)
+    probability = torch.empty(rows, t, height, width, dtype=torch.float32)
+    for part, mask, prob in output.finish(modal, chunks(t, frame_pixels=height * width), device):
+        masks[:, part], probability[:, part] = mask, prob
+    return AmodalMasks(masks=masks, masks_processed=output.processed, probability=probability,
+                       samples=options.samples)
+
+
+def sample_stage1(pipe, conditions: stage1.Stage1Conditions, options: SamplingOptions,
+                  callback: StepCallback | None = None, threshold: int = C.AMODAL_SUM_THRESHOLD,
+                  mask_upscale: str = DEFAULT_MASK_UPSCALE, objects: list[int] | None = None) -> stage1.Stage1Output:
+    """Stage 1's model on ``objects`` (default all) of ``conditions``: the processing-size `Stage1Output`,
+    collected piece by piece as the VAE decodes."""
+    output = stage1.Stage1Output.empty(conditions, options.samples, threshold, mask_upscale, objects)
+    modal = conditions.modal if objects is None else conditions.modal[list(objects)]
+    pipe.sample(*conditions.videos(objects), options, callback, on_decoded=output.collector(modal))
+    return output
 
 
 def complete_content(
@@ -134,49 +148,41 @@ def complete_content(
     With ``keep_visible_pixels=False`` and ``region="frame"`` the result is the reference's.
     """
     options = options or SamplingOptions.for_stage("content")
-    _check_region(region)
-    modal = _objects(modal_masks, "modal_masks")
-    amodal = _objects(amodal_masks, "amodal_masks")
-    n, t, height, width = modal.shape
-    if rgb.ndim != 4 or rgb.shape[-1] != 3:
-        raise ValueError(f"rgb must be [T, H, W, 3] frames; got {tuple(rgb.shape)}.")
-    _check_frames(rgb[..., 0], (t, height, width), "rgb", "modal_masks")
-    if amodal.shape[1] != t:
-        raise ValueError(f"amodal_masks has {amodal.shape[0]} objects x {amodal.shape[1]} frames; modal_masks has "
+    check_region(region)
+    modal = tensor_masks(modal_masks, "modal_masks")
+    n, t, (height, width) = len(modal), modal[0].count, modal[0].size
+    frames = TensorFrames(rgb, "rgb")
+    check_same_frames(frames, t, (height, width), "rgb", "modal_masks")
+    amodal = tensor_masks(amodal_masks, "amodal_masks")
+    if amodal[0].count != t:
+        raise ValueError(f"amodal_masks has {len(amodal)} objects x {amodal[0].count} frames; modal_masks has "
                          f"{n} x {t}. Pass one amodal mask sequence per modal mask sequence.")
-    samples = hypotheses.completion_samples(hypotheses.hypotheses_per_object(amodal.shape[0], n), options.samples)
-
-    if not all_finite(rgb):
-        raise ValueError("rgb contains NaN or infinite values; check the node or file that made the frames.")
-    modal_fmt, amodal_fmt = MaskFormat(modal, "modal_masks"), MaskFormat(amodal, "amodal_masks")
+    samples = hypotheses.completion_samples(hypotheses.hypotheses_per_object(len(amodal), n), options.samples)
+    frames.check_finite()
     device = work_device(pipe)
-    boxes = native.object_boxes(modal, modal_fmt, size, region, context)
-    masks = hypotheses.split_hypotheses(amodal, n)  # M views [N, T, H, W]
-    inputs = [native.Stage2Inputs(rgb, modal, modal_fmt, m, amodal_fmt, boxes, size) for m in masks]
-    frames = pipe.sample(*hypotheses.stack_conditions([i.conditions() for i in inputs]), options, callback)
+    boxes = stage1.object_boxes(modal, size, region, context)
+    conditions = stage2.prepare(frames, modal, amodal, boxes, size)
+    output = sample_stage2(pipe, conditions, options, callback)
 
-    def finish(sample: torch.Tensor, k: int):
-        m = k if len(masks) > 1 else 0
-        return native.stage2_results(sample, inputs[m], rgb, modal, modal_fmt, masks[m], amodal_fmt, boxes,
-                                     keep_visible_pixels, device)
+    rows = output.processed.shape[0]
+    full = torch.empty(rows, t, height, width, 3, dtype=torch.float32)
+    alpha = torch.empty(rows, t, height, width, dtype=torch.bool)
+    for part, colours, shape in output.finish(conditions, frames, modal, amodal,
+                                              chunks(t, frame_pixels=height * width), keep_visible_pixels, device):
+        full[:, part], alpha[:, part] = colours, shape
+    return AmodalContent(rgb=full, rgb_processed=output.processed, alpha=alpha, samples=samples)
 
-    full, processed, alpha = hypotheses.per_sample(finish, frames)
-    return AmodalContent(rgb=full, rgb_processed=processed, alpha=alpha, samples=samples)
+
+def sample_stage2(pipe, conditions: stage2.Stage2Conditions, options: SamplingOptions,
+                  callback: StepCallback | None = None, objects: list[int] | None = None) -> stage2.Stage2Output:
+    """Stage 2's model on ``objects`` (default all) of ``conditions``: the processing-size `Stage2Output`."""
+    samples = hypotheses.completion_samples(conditions.hypotheses, options.samples)
+    output = stage2.Stage2Output.empty(conditions, samples, None if objects is None else len(objects))
+    pipe.sample(*conditions.videos(objects), options, callback, on_decoded=output.collector())
+    return output
 
 
-def _check_region(region: str) -> None:
+def check_region(region: str) -> None:
     if region not in REGIONS:
         raise ValueError(f"region must be one of {REGIONS}, got {region!r}.")
 
-
-def _objects(masks: torch.Tensor, name: str) -> torch.Tensor:
-    if not torch.is_tensor(masks) or masks.ndim not in (3, 4):
-        shape = tuple(masks.shape) if torch.is_tensor(masks) else type(masks).__name__
-        raise ValueError(f"{name} must be [T, H, W] (one object) or [N, T, H, W] (N objects); got {shape}.")
-    return masks if masks.ndim == 4 else masks.unsqueeze(0)
-
-
-def _check_frames(tensor: torch.Tensor, expected: tuple[int, int, int], name: str, reference: str) -> None:
-    if tensor.ndim != 3 or tuple(tensor.shape) != tuple(expected):
-        raise ValueError(f"{name} has shape {tuple(tensor.shape)}; it must match {reference}'s frames "
-                         f"[T, H, W] = {list(expected)}. Resize it or select the same frames.")

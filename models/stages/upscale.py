@@ -39,28 +39,29 @@ def soft_map(frames: torch.Tensor) -> torch.Tensor:
     return frames.mean(dim=1)
 
 
-def upscale_chunk(frames: torch.Tensor, processed: torch.Tensor, size: tuple[int, int], threshold: int,
-                  mode: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def upscale_chunk(soft: torch.Tensor, processed: torch.Tensor, size: tuple[int, int], threshold: int,
+                  mode: str, device: torch.device, probability: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A chunk of stage-1 output at the target size.
 
     Args:
-        frames: ``[t, 3, h, w]`` decoded frames, float 0..1 (processing size).
+        soft: ``[t, h, w]`` the decoded frames' channel mean, float 0..1 (processing size; `soft_map`).
         processed: ``[t, h, w]`` bool, the reference's processing-size masks (`conditions.frames_to_amodal`).
         size: target ``(H, W)`` (the input size, or a crop's size in ``region="object"``).
         threshold: the R + G + B threshold on 0..765.
         mode: ``smooth`` or ``reference``.
         device: where to resize (the model's GPU, or the CPU).
+        probability: also return the soft map at the target size (skipped when nobody reads it).
 
     Returns:
-        ``(mask [t, H, W] bool, probability [t, H, W] float32 0..1)``, on the CPU.
+        ``(mask [t, H, W] bool, probability [t, H, W] float32 0..1 or None)``, on the CPU.
     """
-    soft = soft_map(frames.to(device, torch.float32))
-    probability = _upsample(soft, size).clamp_(0, 1)
+    soft = soft.to(device, torch.float32)
+    prob = _upsample(soft, size).clamp_(0, 1).cpu() if probability else None
     if mode == "smooth":
         mask = _upsample(_centred(soft, threshold / (3 * 255)), size) > 0.5
     else:
         mask = C.resize_masks_nearest(processed.to(device), size)
-    return mask.cpu(), probability.cpu()
+    return mask.cpu(), prob
 
 
 def _centred(soft: torch.Tensor, level: float) -> torch.Tensor:
