@@ -4,15 +4,18 @@ from importlib import import_module
 
 from ..models.host import DEPTH, DIFFUSION_VAS
 from .comfy_bridge import install
+from .names import NODE_DISPLAY_NAME_MAPPINGS as _DISPLAY_NAMES
 
 install((DIFFUSION_VAS.folder, DEPTH.folder))  # inside ComfyUI: its services answer the engine's host questions
 
-# Each module defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS; listed in pipeline order.
+# Each module defines NODE_CLASS_MAPPINGS; listed in pipeline order. The names the menus show are all in `names`
+# (one form for every node); a module's own NODE_DISPLAY_NAME_MAPPINGS, where one is left, is not read.
 _NODE_MODULES = ("loader", "masks", "depth", "stages", "hypotheses", "composite", "evaluate")
 
 NODE_CLASS_MAPPINGS: dict = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 for _name in _NODE_MODULES:
-    _module = import_module(f".{_name}", __name__)
-    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
-    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
+    NODE_CLASS_MAPPINGS.update(import_module(f".{_name}", __name__).NODE_CLASS_MAPPINGS)
+_unnamed = set(NODE_CLASS_MAPPINGS) - set(_DISPLAY_NAMES)
+if _unnamed:
+    raise RuntimeError(f"Diffusion-VAS: nodes {sorted(_unnamed)} have no display name in nodes/names.py.")
+NODE_DISPLAY_NAME_MAPPINGS = {name: _DISPLAY_NAMES[name] for name in NODE_CLASS_MAPPINGS}

@@ -79,7 +79,7 @@ def check_same_size(masks: torch.Tensor, size: tuple[int, int], name: str, refer
     if tuple(masks.shape[-2:]) != tuple(size):
         raise ValueError(
             f"{name} are {masks.shape[-1]}x{masks.shape[-2]} (WxH) but {reference} are {size[1]}x{size[0]}; resize "
-            "the masks (LoadModalMasks: connect reference_images) or the frames so they match."
+            "the masks (Load Visible Masks: connect the video frames to reference_images) or the frames so they match."
         )
 
 

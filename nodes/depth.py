@@ -17,6 +17,8 @@ from ..models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM, predict_de
 from ..models.engine.options import DEFAULT_SIZE
 from .adapters import depth_image_frames
 from .comfy_bridge import ManagedModels
+from .names import ADVANCED
+from .preflight import Graph, hidden_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +54,9 @@ def external_depth(depth: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
 
 class PseudoDepth:
     DESCRIPTION = (
-        "Pseudo-depth for Diffusion-VAS stage 1: Depth Anything V2 relative depth (near = bright), min-max "
-        "normalized over the whole clip as in training. Connect 'depth' to use depth from another node instead "
-        "(it is only normalized)."
+        "The scene's depth for Diffusion-VAS stage 1 (near = bright): Depth Anything V2, scaled to 0..1 over the "
+        "whole clip as in training. Connect 'depth' to use depth from another node instead (it is only scaled). "
+        "Rarely changed settings: right-click, Show Advanced."
     )
     CATEGORY = "Diffusion-VAS"
     FUNCTION = "estimate"
@@ -72,46 +74,48 @@ class PseudoDepth:
                     "tooltip": "Depth Anything V2: a folder (transformers) or official .pth/.safetensors file in "
                                "models/depthanything, or an absolute path. The *-hf models download on first use "
                                "from huggingface.co/depth-anything. The authors used Large. Licences: Small "
-                               "Apache-2.0; Base and Large CC-BY-NC-4.0 (non-commercial).",
+                               "Apache-2.0 (commercial work); Base and Large CC-BY-NC-4.0 (non-commercial).",
                 }),
                 "normalization": (list(NORMALIZATIONS), {
-                    "default": "clip",
-                    "tooltip": "clip: one min/max over the whole clip (what the model was trained on). "
-                               "frame: each frame stretched to 0..1 on its own.",
+                    "default": "clip", **ADVANCED,
+                    "tooltip": "clip: one brightness scale for the whole clip (what the model was trained on). "
+                               "frame: each frame stretched to 0..1 on its own (flickers when the scene changes).",
                 }),
                 "batch_size": ("INT", {
-                    "default": 4, "min": 1, "max": 256,
-                    "tooltip": "Frames per network call; lower it if you run out of memory.",
+                    "default": 4, "min": 1, "max": 256, **ADVANCED,
+                    "tooltip": "Frames per network call: lower it if memory runs out; the result is the same.",
                 }),
                 "precision": (list(PRECISIONS), {
-                    "default": "auto", "tooltip": "Weight precision; auto picks fp16/bf16 on GPUs, fp32 on the CPU.",
+                    "default": "auto", **ADVANCED,
+                    "tooltip": "Weight precision; auto picks fp16/bf16 on GPUs, fp32 on the CPU.",
                 }),
                 "input_size": ("INT", {
-                    "default": INPUT_SIZE, "min": PATCH_SIZE, "max": 2044, "step": PATCH_SIZE,
-                    "tooltip": "Shortest side of the network input (multiple of 14). 518 as in training; larger "
-                               "gives finer detail and uses more memory.",
+                    "default": INPUT_SIZE, "min": PATCH_SIZE, "max": 2044, "step": PATCH_SIZE, **ADVANCED,
+                    "tooltip": f"Size the depth network works at (shortest side, a multiple of {PATCH_SIZE}); "
+                               f"{INPUT_SIZE} as trained. Larger gives finer depth detail and needs more memory.",
                 }),
             },
             "optional": {
                 "depth": ("IMAGE", {
                     "tooltip": "Depth from another node (Video Depth Anything, DepthCrafter, ...), grayscale with "
-                               "near = bright. Skips the network; only normalized (and resized to 'images').",
+                               "near = bright. Skips the network; only scaled (and resized to 'images').",
                 }),
                 "depth_from": (list(DEPTH_FROM), {
-                    "default": DEFAULT_DEPTH_FROM,
-                    "tooltip": "processing: run the network on the frames resized to width x height first, as the "
-                               "authors did in training (the depth detail the model knows; fast at HD/4K). input: "
-                               "on the frames as they are. The output is at the size of 'images' either way.",
+                    "default": DEFAULT_DEPTH_FROM, **ADVANCED,
+                    "tooltip": "processing: the network sees the frames at the stage nodes' size (width x height), "
+                               "as the authors trained (the depth detail the model knows; fast at HD/4K). input: "
+                               "the frames as they are. The output is at the size of 'images' either way.",
                 }),
                 "width": ("INT", {
-                    "default": DEFAULT_SIZE[1], "min": 64, "max": 4096, "step": 8,
-                    "tooltip": "depth_from processing: the stage nodes' processing width (trained: 512).",
+                    "default": DEFAULT_SIZE[1], "min": 64, "max": 4096, "step": 8, **ADVANCED,
+                    "tooltip": "depth_from processing: the stage nodes' width (keep both the same; trained: 512).",
                 }),
                 "height": ("INT", {
-                    "default": DEFAULT_SIZE[0], "min": 64, "max": 4096, "step": 8,
-                    "tooltip": "depth_from processing: the stage nodes' processing height (trained: 256).",
+                    "default": DEFAULT_SIZE[0], "min": 64, "max": 4096, "step": 8, **ADVANCED,
+                    "tooltip": "depth_from processing: the stage nodes' height (keep both the same; trained: 256).",
                 }),
             },
+            "hidden": hidden_inputs(),
         }
 
     @classmethod
@@ -123,7 +127,8 @@ class PseudoDepth:
 
     def estimate(self, images, model=DEFAULT_MODEL, normalization="clip", batch_size=4, precision="auto",
                  input_size=INPUT_SIZE, depth=None, depth_from=DEFAULT_DEPTH_FROM, width=DEFAULT_SIZE[1],
-                 height=DEFAULT_SIZE[0]):
+                 height=DEFAULT_SIZE[0], prompt=None, extra_pnginfo=None, unique_id=None):
+        Graph.of(prompt, extra_pnginfo, unique_id).check_checkpoints()  # before the depth network's work
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images: expected an IMAGE [frames, height, width, 3], got {tuple(images.shape)}.")
         if depth is not None:
@@ -139,4 +144,3 @@ class PseudoDepth:
 
 
 NODE_CLASS_MAPPINGS = {"PseudoDepth": PseudoDepth}
-NODE_DISPLAY_NAME_MAPPINGS = {"PseudoDepth": "Diffusion-VAS Pseudo-Depth"}

@@ -16,8 +16,8 @@ _STACKING = ("N x K x T frames stacked object by object, within an object sample
 
 class SelectHypothesis:
     DESCRIPTION = (
-        "Picks one sample of every object from results with several samples per object (AmodalMaskSVD with "
-        "combine 'all', AmodalContentSVD with samples > 1): sample 'index' of each of the 'objects' objects, "
+        "Picks one sample of every object from results with several samples per object (stage 1 with "
+        "combine 'all', stage 2 with samples above 1): sample 'index' of each of the 'objects' objects, "
         "stacked object by object as with one sample. Use one per sample to show the candidates side by side, "
         "then pass the one you like on."
     )
@@ -66,4 +66,3 @@ class SelectHypothesis:
 
 
 NODE_CLASS_MAPPINGS = {"SelectHypothesis": SelectHypothesis}
-NODE_DISPLAY_NAME_MAPPINGS = {"SelectHypothesis": "Select Hypothesis (Diffusion-VAS)"}

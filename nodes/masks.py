@@ -21,6 +21,7 @@ from ..models.io.mask_files import MASK_FORMATS, read_mask_folder
 from ..models.io.media import image_files
 from ..models.host import get_host
 from .examples import example_folder, install_examples
+from .preflight import mask_count_hint
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +43,16 @@ def resolve_folder(folder: str) -> Path:
 
 class LoadModalMasks:
     DESCRIPTION = (
-        "Loads a clip's visible (modal) object masks from a folder of images, one per frame: binary masks, or "
-        "label/palette PNGs with several object ids (DAVIS, YouTube-VOS, SAM2 exports). Files are taken in "
-        "natural name order."
+        "Loads the masks of an object's visible part (modal masks) from a folder of images, one per frame: "
+        "black-and-white masks, or label/palette PNGs with several object ids (DAVIS, YouTube-VOS, SAM2 exports). "
+        "Files are taken in natural name order. Take the same frames as the video loader (start_frame, frame_count, "
+        "every_nth)."
     )
     CATEGORY = "Diffusion-VAS"
     FUNCTION = "load"
     RETURN_TYPES = ("MASK",)
     RETURN_NAMES = ("modal_masks",)
-    OUTPUT_TOOLTIPS = ("Masks [frames, height, width], 1 where the selected object is visible.",)
+    OUTPUT_TOOLTIPS = ("Masks [frames, height, width], 1 where the object is visible.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -59,37 +61,42 @@ class LoadModalMasks:
             "required": {
                 "folder": ("STRING", {
                     "default": EXAMPLE_MASKS,
-                    "tooltip": "Folder of mask images, relative to ComfyUI's input folder or absolute. The default "
-                               "is the example clip the pack places in the input folder.",
+                    "tooltip": "Folder of mask images, one per frame, relative to ComfyUI's input folder or "
+                               "absolute. The default is the example clip the pack places in the input folder.",
                 }),
                 "object_id": ("INT", {
                     "default": 0, "min": 0, "max": 65535,
-                    "tooltip": "Label/palette masks: the id of the object to load (palette index). 0: every "
-                               "non-zero pixel, or the mask itself for binary masks.",
+                    "tooltip": "Masks with several objects (label/palette images): which object to load (its "
+                               "label or palette index). 0: every object at once, or the mask itself for "
+                               "black-and-white masks.",
                 }),
                 "start_frame": ("INT", {
                     "default": 0, "min": 0, "max": 1_000_000,
-                    "tooltip": "Index of the first file to load (in natural name order).",
+                    "tooltip": "The first mask file to load (0 = the first in name order). Match the video "
+                               "loader's first frame.",
                 }),
                 "frame_count": ("INT", {
                     "default": 0, "min": 0, "max": 1_000_000,
-                    "tooltip": "How many masks to load; 0 loads all to the end. Match the frames of your video.",
+                    "tooltip": "How many masks to load; 0 loads all to the end. Match the video loader's frame "
+                               "count: one mask per video frame.",
                 }),
                 "every_nth": ("INT", {
                     "default": 1, "min": 1, "max": 1000,
-                    "tooltip": "Take every n-th file (match the frame skip of your video loader).",
+                    "tooltip": "Take every n-th file: set the video loader's frame skip here too (every 3rd frame "
+                               "of 24 fps footage gives the 8 fps the model was trained on).",
                 }),
             },
             "optional": {
                 "reference_images": ("IMAGE", {
-                    "tooltip": "Video frames whose size the masks are resized to (nearest neighbour).",
+                    "tooltip": "Connect the video frames: the masks are resized to their size (nearest "
+                               "neighbour), and a different number of masks than frames is reported here.",
                 }),
                 "mask_format": (list(MASK_FORMATS), {
                     "default": MASK_FORMATS[0],
-                    "tooltip": "auto: decided per folder from the files (logged with the reason). binary: one "
-                               "object, on where the grey level is above 128 (as the authors read masks; alpha "
-                               "masks and 0/1 masks too). labels: pixel values / palette indices are object ids "
-                               "(DAVIS, YouTube-VOS, SAM2 exports).",
+                    "tooltip": "auto: decided per folder from the files (the log says why); change it only if it "
+                               "guesses wrong. binary: one object, visible where the mask is brighter than mid-grey "
+                               "(alpha masks and 0/1 masks too). labels: each pixel's value (palette index) is an "
+                               "object id (DAVIS, YouTube-VOS, SAM2 exports).",
                 }),
             },
         }
@@ -123,8 +130,9 @@ class LoadModalMasks:
                 raise ValueError(f"reference_images: expected an IMAGE [frames, height, width, 3], got "
                                  f"{tuple(reference_images.shape)}.")
             if reference_images.shape[0] not in (1, masks.shape[0]):
-                logger.warning("LoadModalMasks: %d masks but %d reference images; set start_frame, frame_count "
-                               "and every_nth to the video loader's.", masks.shape[0], reference_images.shape[0])
+                raise ValueError(f"{masks.shape[0]} masks but {reference_images.shape[0]} video frames in "
+                                 "reference_images: one mask per frame is needed; "
+                                 + mask_count_hint(masks.shape[0], reference_images.shape[0], every_nth))
             masks = resize_masks_nearest(masks, tuple(reference_images.shape[1:3]))
         logger.info("LoadModalMasks: %d masks %dx%d (object_id %d, %s) from %s", masks.shape[0], masks.shape[2],
                     masks.shape[1], object_id, found.format, path)
@@ -132,4 +140,3 @@ class LoadModalMasks:
 
 
 NODE_CLASS_MAPPINGS = {"LoadModalMasks": LoadModalMasks}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoadModalMasks": "Load Modal Masks (Diffusion-VAS)"}

@@ -20,7 +20,10 @@ from ..models.stages.hypotheses import agreement, completion_samples, consensus,
 from ..models.stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from ..models.stages.region import DEFAULT_REGION, REGIONS
 from ..models.stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
-from .adapters import OBJECT_STACKING, check_same_size, depth_image_frames, frames_of, split_objects, stacked, warn_empty
+from .adapters import (OBJECT_STACKING, check_same_size, depth_image_frames, frames_of, split_objects, stacked,
+                       warn_empty)
+from .names import ADVANCED
+from .preflight import MASK_LOADER, NODE_STAGE, Graph, hidden_inputs, warn_visible_as_full
 
 logger = logging.getLogger(__name__)
 
@@ -37,40 +40,55 @@ def sampling_inputs(stage: str) -> dict:
     d = SamplingOptions.for_stage(stage)
     return {
         "seed": ("INT", {"default": d.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
-                         "tooltip": "Random seed; every object starts from this seed."}),
+                         "tooltip": "Another seed gives another plausible answer for the hidden part; the same seed "
+                                    "gives the same result again. Every object starts from it."}),
         "steps": ("INT", {"default": d.num_inference_steps, "min": 1, "max": 200,
-                          "tooltip": f"Denoising steps (reference: {d.num_inference_steps})."}),
+                          "tooltip": "Denoising steps: fewer is faster and rougher, more is slower and cleaner. "
+                                     f"{d.num_inference_steps} as the authors."}),
         "guidance_scale": ("FLOAT", {"default": d.guidance_scale, "min": 0.0, "max": 20.0, "step": 0.05,
-                                     "tooltip": f"Classifier-free guidance (reference: {d.guidance_scale}); 1 or "
-                                                "less turns it off."}),
+                                     "tooltip": "How closely the result follows the footage and masks rather than "
+                                                "the model's own guess: higher is firmer, too high looks harsh; 1 or "
+                                                f"less turns it off (classifier-free guidance, {d.guidance_scale} as "
+                                                "the authors)."}),
         "width": ("INT", {"default": _SIZE["width"], "min": 64, "max": 4096, "step": 8,
-                          "tooltip": "Processing width (the model was trained at 512x256); results come back at "
-                                     "the input size. A multiple of 64 for the real model."}),
+                          "tooltip": "Width the model works at; results come back at your footage's size. Keep 512 "
+                                     "(what the model was trained on): other sizes are slower or less accurate. A "
+                                     "multiple of 64 for the published models."}),
         "height": ("INT", {"default": _SIZE["height"], "min": 64, "max": 4096, "step": 8,
-                           "tooltip": "Processing height (trained: 256). A multiple of 64 for the real model."}),
+                           "tooltip": "Height the model works at; keep 256 (trained at 512x256). A multiple of 64 "
+                                      "for the published models."}),
     }
 
 
 def advanced_inputs(stage: str) -> dict:
-    """The optional sampling widgets shared by both stage nodes, defaults from `SamplingOptions.for_stage`."""
+    """The optional sampling widgets shared by both stage nodes, defaults from `SamplingOptions.for_stage`: rarely
+    changed, so shown only with the node's "Show Advanced" (still saved in the workflow, in the same order)."""
     d = SamplingOptions.for_stage(stage)
     return {
-        "window": ("INT", {"default": d.window, "min": 2, "max": 256,
-                           "tooltip": "Frames denoised together (trained: 25); longer clips use overlapping windows."}),
-        "overlap": ("INT", {"default": d.overlap, "min": 0, "max": 255,
-                            "tooltip": "Frames shared by neighbouring windows (less than window)."}),
-        "object_batch_size": ("INT", {"default": d.object_batch_size, "min": 1, "max": 64,
-                                      "tooltip": "Objects denoised at once; more is faster and uses more memory."}),
-        "decode_chunk_size": ("INT", {"default": d.decode_chunk_size, "min": 1, "max": 256,
-                                      "tooltip": f"Frames decoded at once by the VAE (reference: "
-                                                 f"{d.decode_chunk_size}); lower saves memory."}),
-        "fps": ("INT", {"default": d.fps, "min": 1, "max": 120,
-                        "tooltip": f"Frame-rate conditioning (reference: {d.fps})."}),
-        "motion_bucket_id": ("INT", {"default": d.motion_bucket_id, "min": 0, "max": 1023,
-                                     "tooltip": f"Motion conditioning (reference: {d.motion_bucket_id})."}),
+        "window": ("INT", {"default": d.window, "min": 2, "max": 256, **ADVANCED,
+                           "tooltip": f"Frames the model looks at together; keep {d.window} (what it was trained "
+                                      "on). Longer shots are done in overlapping windows of this many frames. Lower "
+                                      "it only if memory runs out."}),
+        "overlap": ("INT", {"default": d.overlap, "min": 0, "max": 255, **ADVANCED,
+                            "tooltip": "Frames neighbouring windows share on long shots, so they agree where they "
+                                       "meet: more is smoother across windows and slower. Less than window."}),
+        "object_batch_size": ("INT", {"default": d.object_batch_size, "min": 1, "max": 64, **ADVANCED,
+                                      "tooltip": "Objects (and samples) worked on at once: more is faster and needs "
+                                                 "more memory. The result is the same."}),
+        "decode_chunk_size": ("INT", {"default": d.decode_chunk_size, "min": 1, "max": 256, **ADVANCED,
+                                      "tooltip": "Frames turned back into pictures at once (VAE decoding): lower it "
+                                                 "if memory runs out at the end of a run. "
+                                                 f"{d.decode_chunk_size} as the authors."}),
+        "fps": ("INT", {"default": d.fps, "min": 1, "max": 120, **ADVANCED,
+                        "tooltip": f"The frame rate the model is told; keep {d.fps}, what it was trained on, and "
+                                   "give it footage at about 8 fps (every 3rd frame of 24 fps) instead."}),
+        "motion_bucket_id": ("INT", {"default": d.motion_bucket_id, "min": 0, "max": 1023, **ADVANCED,
+                                     "tooltip": "How much motion the model expects (its motion conditioning, "
+                                                f"trained with {d.motion_bucket_id}); keep it."}),
         "noise_aug_strength": ("FLOAT", {"default": d.noise_aug_strength, "min": 0.0, "max": 1.0, "step": 0.005,
-                                         "tooltip": f"Noise added to the conditions (reference: "
-                                                    f"{d.noise_aug_strength})."}),
+                                         **ADVANCED,
+                                         "tooltip": "Noise added to the footage and masks the model is given (noise "
+                                                    f"augmentation, {d.noise_aug_strength} as trained); keep it."}),
     }
 
 
@@ -99,9 +117,10 @@ def region_input() -> dict:
     """The optional ``region`` widget shared by both stage nodes (added last: saved workflows keep their values)."""
     return {"region": (list(REGIONS), {
         "default": DEFAULT_REGION,
-        "tooltip": "frame: the whole frame, as the model was trained. object: each object in a crop around where it "
-                   "is visible over the clip (with 100% context margin, at the model's 2:1 aspect), pasted back at "
-                   "the input size; better for objects small in the frame (HD/4K footage)."})}
+        "tooltip": "frame: the model sees the whole frame, as trained; best for large objects and objects that "
+                   "cross the frame. object: it sees a crop around where the object is visible in the shot (plus as "
+                   "much again around it), for more detail on objects small in the frame (HD/4K); nothing outside "
+                   "the crop is predicted."})}
 
 
 COMBINE = ("consensus", "all")  # AmodalMaskSVD's ways to return several samples; the first is the default
@@ -112,9 +131,9 @@ def samples_input() -> dict:
     d = SamplingOptions()
     return {"samples": ("INT", {
         "default": d.samples, "min": 1, "max": 64,
-        "tooltip": "Independent samples per object (hidden parts are ambiguous: each sample is one plausible "
-                   "answer). Sample k is drawn exactly as a run with seed + k; K samples cost K times the sampling "
-                   "work (batched with the objects by object_batch_size)."})}
+        "tooltip": "How many different answers to draw per object: what is hidden is ambiguous, and each sample is "
+                   "one plausible answer. Each costs a full run; sample k is exactly what seed + k gives alone. "
+                   "Compare them with Select Sample."})}
 
 
 def run_progress(options: SamplingOptions, objects: int, label: str):
@@ -125,64 +144,73 @@ def run_progress(options: SamplingOptions, objects: int, label: str):
 
 class AmodalMaskSVD:
     DESCRIPTION = (
-        "Diffusion-VAS stage 1: predicts each object's full shape (amodal mask), hidden parts included, from its "
-        "visible (modal) mask and the scene's pseudo-depth. Load diffusion-vas-amodal-segmentation. The result "
-        "contains every visible pixel. " + OBJECT_STACKING
+        "Diffusion-VAS stage 1: the full shape of each object in every frame (its amodal mask), hidden parts and "
+        "fully hidden frames included, from its visible mask and the scene's depth. Needs the "
+        "diffusion-vas-amodal-segmentation model. The result keeps every visible pixel. Rarely changed settings: "
+        "right-click, Show Advanced."
     )
     CATEGORY = "Diffusion-VAS"
     FUNCTION = "predict"
     RETURN_TYPES = ("MASK", "IMAGE", "MASK")
     RETURN_NAMES = ("amodal_masks", "probability", "agreement")
     OUTPUT_TOOLTIPS = (
-        "Full object masks [N x frames, height, width] at the input size, stacked like modal_masks. With samples "
-        "> 1: combine consensus gives N x frames (majority vote), all gives N x samples x frames (object by object, "
-        "then sample by sample).",
-        "The model's raw output (bright = object) as an image, for previews and soft masks (consensus: the mean over "
-        "the samples; all: one per sample, stacked like amodal_masks).",
-        "Fraction of the samples covering each pixel [N x frames, height, width] (0..1): where the samples disagree "
-        "the hidden shape is uncertain. With one sample: the mask itself.",
+        "The full shapes (amodal masks) at your footage's size, one per visible mask. With samples above 1: "
+        "consensus gives one per frame, all gives every sample (object by object, then sample by sample).",
+        "How sure the model is, per pixel (bright = object), for previews and soft mattes.",
+        "Where the samples agree: white where all cover a pixel, grey where the hidden shape is uncertain. With "
+        "one sample: the mask itself.",
     )
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("DIFFUSION_VAS_MODEL", {"tooltip": "diffusion-vas-amodal-segmentation from the loader."}),
-                "modal_masks": ("MASK", {"tooltip": "Visible part of the object in every frame of depth. "
+                "model": ("DIFFUSION_VAS_MODEL", {"tooltip": "The diffusion-vas-amodal-segmentation model from Load "
+                                                             "Model."}),
+                "modal_masks": ("MASK", {"tooltip": "The object's visible part in every frame of depth (modal masks), "
+                                                    "e.g. from Load Visible Masks or a segmentation node. "
                                                     + OBJECT_STACKING}),
-                "depth": ("IMAGE", {"tooltip": "Pseudo-depth of the same frames in 0..1, near = bright (PseudoDepth "
-                                               "or any depth node); normalized over the clip, resized to the masks."}),
+                "depth": ("IMAGE", {"tooltip": "Depth of the same frames, near = bright (Pseudo-Depth or any depth "
+                                               "node); normalized over the clip and resized to the masks."}),
                 **sampling_inputs("amodal"),
             },
             "optional": {
-                "threshold": ("INT", {"default": AMODAL_SUM_THRESHOLD, "min": 0, "max": 765,
-                                      "tooltip": "A pixel is in the mask when its decoded R+G+B (0..765) exceeds "
-                                                 f"this (reference: {AMODAL_SUM_THRESHOLD}). Lower grows the masks."}),
+                "threshold": ("INT", {"default": AMODAL_SUM_THRESHOLD, "min": 0, "max": 765, **ADVANCED,
+                                      "tooltip": "How sure the model must be for a pixel to join the full mask: "
+                                                 "lower grows the masks (more of the hidden part, rougher edges), "
+                                                 f"higher shrinks them. {AMODAL_SUM_THRESHOLD} as the authors (out "
+                                                 "of 765, the decoded picture's summed brightness)."}),
                 **advanced_inputs("amodal"),
                 "mask_upscale": (list(MASK_UPSCALES), {
-                    "default": DEFAULT_MASK_UPSCALE,
-                    "tooltip": "smooth: the model's soft mask is upsampled smoothly to the input size and thresholded "
-                               "there (clean edges at HD/4K). reference: the authors' nearest-neighbour upscaling "
-                               "(OpenCV-exact, staircase edges)."}),
+                    "default": DEFAULT_MASK_UPSCALE, **ADVANCED,
+                    "tooltip": "smooth: clean, smooth edges at HD/4K (the model's soft mask is enlarged, then cut). "
+                               "reference: the authors' blocky nearest-neighbour enlargement, to compare with the "
+                               "paper."}),
                 **region_input(),
                 **samples_input(),
                 "combine": (list(COMBINE), {
                     "default": COMBINE[0],
-                    "tooltip": "With samples > 1: consensus returns one mask per frame, on where more than half of "
-                               "the samples are (visible pixels always in); all returns every sample (N x samples x "
-                               "frames, object by object, then sample by sample) for SelectHypothesis or stage 2."}),
+                    "tooltip": "With samples above 1: consensus gives one mask per frame, on where most samples "
+                               "agree (the visible part always in); all gives every sample, to compare them (Select "
+                               "Sample) or complete each one in stage 2."}),
             },
+            "hidden": hidden_inputs(),
         }
 
     def predict(self, model, modal_masks, depth, threshold=AMODAL_SUM_THRESHOLD, mask_upscale=DEFAULT_MASK_UPSCALE,
-                region=DEFAULT_REGION, combine=COMBINE[0], **widgets):
-        model.require_stage("segmentation", "AmodalMaskSVD")
+                region=DEFAULT_REGION, combine=COMBINE[0], prompt=None, extra_pnginfo=None, unique_id=None,
+                **widgets):
+        graph = Graph.of(prompt, extra_pnginfo, unique_id)
+        graph.check_checkpoints()
+        model.require_stage(NODE_STAGE["AmodalMaskSVD"], "AmodalMaskSVD")
         size = processing_size(widgets)
         if not hasattr(depth, "ndim") or depth.ndim not in (3, 4):
             raise ValueError(f"depth: expected an IMAGE [frames, height, width, 3], got "
                              f"{tuple(depth.shape) if hasattr(depth, 'shape') else type(depth).__name__}.")
+        graph.check_frames("modal_masks", modal_masks, "depth", depth.shape[0])
         modal = split_objects(modal_masks, depth.shape[0], "modal_masks", "depth")
         warn_empty(modal, "modal_masks")
+        check_frame_size_for_stage2(graph, tuple(modal.shape[-2:]), tuple(depth.shape[1:3]))
         depth = depth_image_frames(depth, tuple(modal.shape[-2:]), "AmodalMaskSVD")
         if combine not in COMBINE:
             raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}.")
@@ -203,62 +231,88 @@ class AmodalMaskSVD:
         return masks, probability, fraction
 
 
+def check_frame_size_for_stage2(graph: Graph, masks: tuple[int, int], depth: tuple[int, int]) -> None:
+    """Stage 1 resizes depth to the masks, but stage 2 needs the masks at the frames' size. When this node's depth
+    is Pseudo-Depth made from the very frames a stage-2 node gets (so the depth is at their size), masks of
+    another size would fail there after this node has sampled: refused here, before."""
+    source = graph.source("depth")
+    if masks == depth or graph.class_type(source) != "PseudoDepth":
+        return
+    frames = graph.link("images", source)
+    for node_id, entry in graph.prompt.items():
+        if entry.get("class_type") == "AmodalContentSVD" and graph.link("images", node_id) == frames:
+            mask_source = graph.source("modal_masks")
+            fix = (f"in {graph.title(mask_source)} connect the video frames to reference_images"
+                   if graph.class_type(mask_source) == MASK_LOADER else "resize the masks to the frames")
+            raise ValueError(
+                f"modal_masks{graph.from_('modal_masks')} are {masks[1]}x{masks[0]} (WxH) but the video frames are "
+                f"{depth[1]}x{depth[0]} (the size of the depth from {graph.title(source)}); {graph.title(node_id)} "
+                f"needs the masks at the frames' size: {fix}, so they match.")
+
+
 class AmodalContentSVD:
     DESCRIPTION = (
-        "Diffusion-VAS stage 2: paints each object's full appearance, hidden parts included, inside its amodal "
-        "mask, from the frames and its visible mask. Load diffusion-vas-content-completion. " + OBJECT_STACKING
+        "Diffusion-VAS stage 2: each object's full appearance, its hidden parts painted in, inside its full shape, "
+        "from the frames, its visible mask and its full mask (stage 1). Needs the diffusion-vas-content-completion "
+        "model. Rarely changed settings: right-click, Show Advanced."
     )
     CATEGORY = "Diffusion-VAS"
     FUNCTION = "complete"
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("amodal_rgb", "alpha")
     OUTPUT_TOOLTIPS = (
-        "The objects' completed colours [N x frames, height, width, 3] at the input size (white outside), stacked "
-        "like modal_masks; with several samples (or mask hypotheses) N x samples x frames, object by object, then "
-        "sample by sample.",
-        "The objects' full shape at the input size (amodal mask, with every visible pixel), to composite amodal_rgb.",
+        "The objects' completed colours at your footage's size (white outside the object), one per object, stacked "
+        "like modal_masks; with several samples (or stage 1's samples) object by object, then sample by sample.",
+        "The objects' full shape (the full mask with every visible pixel): the alpha to composite amodal_rgb with.",
     )
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("DIFFUSION_VAS_MODEL", {"tooltip": "diffusion-vas-content-completion from the loader."}),
+                "model": ("DIFFUSION_VAS_MODEL", {"tooltip": "The diffusion-vas-content-completion model from Load "
+                                                             "Model."}),
                 "images": ("IMAGE", {"tooltip": "The video frames."}),
-                "modal_masks": ("MASK", {"tooltip": "Visible part of the object in every frame of images. "
-                                                    + OBJECT_STACKING}),
-                "amodal_masks": ("MASK", {"tooltip": "Full object masks (AmodalMaskSVD's amodal_masks), stacked like "
-                                                     "modal_masks; or N x K x frames mask hypotheses (AmodalMaskSVD "
-                                                     "combine all): hypothesis k is completed with seed + k (samples "
-                                                     "1 or K), every hypothesis sharing its object's modal masks."}),
+                "modal_masks": ("MASK", {"tooltip": "The object's visible part in every frame of images (modal "
+                                                    "masks). " + OBJECT_STACKING}),
+                "amodal_masks": ("MASK", {"tooltip": "The object's full shape in every frame (amodal masks): stage "
+                                                     "1's amodal_masks. Stage 1 with combine all gives K shapes per "
+                                                     "object; shape k is completed with seed + k (samples 1 or K)."}),
                 **sampling_inputs("content"),
             },
             "optional": {
                 **advanced_inputs("content"),
                 "keep_visible_pixels": ("BOOLEAN", {
                     "default": DEFAULT_KEEP_VISIBLE_PIXELS,
-                    "tooltip": "true: the footage's own pixels where the object is visible, the model's colours only "
-                               "in the hidden part (colour-matched, blended over a few pixels). false: the model's "
-                               "render everywhere, upsampled from the processing size (the authors' output)."}),
+                    "tooltip": "on: your footage's own sharp pixels wherever the object is visible, the model's "
+                               "colours only in the hidden part (matched in colour, blended over a few pixels). off: "
+                               "the model's lower-resolution picture everywhere (the authors' output)."}),
                 **region_input(),
                 **samples_input(),
             },
+            "hidden": hidden_inputs(),
         }
 
     def complete(self, model, images, modal_masks, amodal_masks, keep_visible_pixels=DEFAULT_KEEP_VISIBLE_PIXELS,
-                 region=DEFAULT_REGION, **widgets):
-        model.require_stage("completion", "AmodalContentSVD")
+                 region=DEFAULT_REGION, prompt=None, extra_pnginfo=None, unique_id=None, **widgets):
+        graph = Graph.of(prompt, extra_pnginfo, unique_id)
+        graph.check_checkpoints()
+        model.require_stage(NODE_STAGE["AmodalContentSVD"], "AmodalContentSVD")
         size = processing_size(widgets)
         images = frames_of(images, "images", 3)
         frames, image_size = images.shape[0], tuple(images.shape[1:3])
+        graph.check_frames("modal_masks", modal_masks, "images", frames)
+        graph.check_frames("amodal_masks", amodal_masks, "images", frames)
         modal = split_objects(modal_masks, frames, "modal_masks", "images")
         amodal = split_objects(amodal_masks, frames, "amodal_masks", "images")
-        check_same_size(modal, image_size, "modal_masks", "images")
+        check_same_size(modal, image_size, "modal_masks" + graph.from_("modal_masks"), "images")
         if amodal.shape[0] % modal.shape[0]:
-            raise ValueError(f"amodal_masks holds {amodal.shape[0]} object(s) and modal_masks {modal.shape[0]} "
-                             f"(of {frames} frames each); give one amodal mask sequence per modal mask sequence "
-                             "(or K per object: AmodalMaskSVD with combine all).")
+            raise ValueError(f"amodal_masks{graph.from_('amodal_masks')} holds {amodal.shape[0]} object(s) and "
+                             f"modal_masks{graph.from_('modal_masks')} {modal.shape[0]} (of {frames} frames each); "
+                             "give one amodal mask sequence per modal mask sequence (or K per object: stage 1 with "
+                             "combine all).")
         warn_empty(amodal, "amodal_masks")
+        warn_visible_as_full(graph, modal, amodal, "AmodalContentSVD")
         options = sampling_options("content", widgets)
         rows = modal.shape[0] * completion_samples(hypotheses_per_object(amodal.shape[0], modal.shape[0]),
                                                    options.samples)
@@ -270,7 +324,3 @@ class AmodalContentSVD:
 
 
 NODE_CLASS_MAPPINGS = {"AmodalMaskSVD": AmodalMaskSVD, "AmodalContentSVD": AmodalContentSVD}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "AmodalMaskSVD": "Diffusion-VAS Amodal Mask (SVD)",
-    "AmodalContentSVD": "Diffusion-VAS Amodal Content (SVD)",
-}

@@ -221,15 +221,15 @@ def test_stage_input_errors(case_inputs, model1, model2):
     mask_node = dict(model=model1, modal_masks=modal, depth=depth, **FAST)
     content_node = dict(model=model2, images=images, modal_masks=modal, amodal_masks=modal, **FAST)
     cases = [
-        (stages.AmodalMaskSVD, dict(mask_node, depth=case_inputs["depth"][:3]), "not a multiple of the 3 frames"),
-        (stages.AmodalMaskSVD, dict(mask_node, depth=depth[0]), "not a multiple|expected an IMAGE"),
+        (stages.AmodalMaskSVD, dict(mask_node, depth=case_inputs["depth"][:3]), "has 4 frames but depth has 3"),
+        (stages.AmodalMaskSVD, dict(mask_node, depth=depth[0]), "frames but depth has|expected an IMAGE"),
         (stages.AmodalMaskSVD, dict(mask_node, depth=depth[None]), r"expected an IMAGE"),
         (stages.AmodalMaskSVD, dict(mask_node, depth=depth * float("nan")), "NaN"),
         (stages.AmodalMaskSVD, dict(mask_node, modal_masks=modal.masked_fill(modal > 0, float("inf"))), "NaN or inf"),
         (stages.AmodalMaskSVD, dict(mask_node, width=100), "multiple of 64 for the real model"),
         (stages.AmodalMaskSVD, dict(mask_node, model=model2), "diffusion-vas-amodal-segmentation"),
         (stages.AmodalContentSVD, dict(content_node, model=model1), "diffusion-vas-content-completion"),
-        (stages.AmodalContentSVD, dict(content_node, amodal_masks=modal[:3]), "not a multiple of the 4 frames"),
+        (stages.AmodalContentSVD, dict(content_node, amodal_masks=modal[:3]), "amodal_masks has 3 frames but images has 4"),
         (stages.AmodalContentSVD, dict(content_node, modal_masks=torch.cat([modal, modal]),
                                        amodal_masks=torch.cat([modal, modal, modal])), "holds 3 object"),
         (stages.AmodalContentSVD, dict(content_node, modal_masks=modal[:, :45]), "resize the masks"),
