@@ -324,6 +324,17 @@ def test_dilate_is_the_square_maximum():
         assert torch.equal(dilate(masks.float() * 0.5, radius), square * 0.5)
 
 
+def test_outline_growth_equals_dilate_at_every_width():
+    """The outline grows the uncovered pixels by shifted ORs (fast for its few pixels); the same pixels as
+    `dilate`, on fragmented masks too, and `dilate` itself past `OUTLINE_SHIFTS`."""
+    from diffusion_vas.models.editing import composite
+    from diffusion_vas.models.stages.chunking import dilate
+
+    masks = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(5)) > 0.7
+    for width in (0, 1, 2, 5, composite.OUTLINE_SHIFTS, composite.OUTLINE_SHIFTS + 1):
+        assert torch.equal(composite._near(masks, width), dilate(masks, width)), width
+
+
 def test_remove_occluder_and_move_draw_the_plate_only_where_needed():
     """composite_edit computes the plate around the occluder / the object only; results equal the full plate's."""
     from diffusion_vas.models.editing import composite as module
@@ -414,7 +425,7 @@ def test_node_accepts_a_single_hw_mask_and_parses_the_outline_colour():
 
 def test_node_rejects_a_mask_count_that_is_not_a_multiple_of_the_frames():
     images, rgb, amodal, _, _ = _clip()
-    with pytest.raises(ValueError, match=r"amodal_masks has 5 frames, not a multiple of the 4 frames"):
+    with pytest.raises(ValueError, match=r"amodal_masks has 5 frames but images has 4: give one amodal_masks frame"):
         _run({"images": images, "amodal_rgb": rgb, "amodal_masks": torch.cat([amodal, amodal[:1]]),
               "mode": "reveal"})
 

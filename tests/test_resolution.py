@@ -15,7 +15,7 @@ from diffusion_vas.models.stages import conditions as C
 from diffusion_vas.models.stages import stage1, stage2
 from diffusion_vas.models.stages.sequences import TensorDepth, TensorFrames, tensor_masks
 from diffusion_vas.models.stages.chunking import MaskFormat
-from diffusion_vas.models.stages.content_blend import colour_gains
+from diffusion_vas.models.stages.content_blend import colour_gains, compose_chunk, upsampled_rows
 from diffusion_vas.models.stages.region import Box, object_box
 
 SIZE = (32, 64)  # processing size of the oracle tests
@@ -299,3 +299,35 @@ def test_bounding_box_of_every_frame_with_a_margin():
     assert bounding_box(mask) == (slice(2, 7), slice(3, 10))
     assert bounding_box(mask, margin=3) == (slice(0, 10), slice(0, 12))
     assert bounding_box(mask[0, 1]) == (slice(2, 3), slice(3, 4))
+
+
+@pytest.mark.parametrize("cell, height, width", [(1, 5, 7), (2, 9, 13), (4, 16, 20), (4, 13, 18), (5, 23, 11)])
+def test_blend_upsampling_equals_bilinear_interpolation(cell, height, width):
+    """The blend's cell grid comes back at the input size phase by phase: equal to F.interpolate (bilinear,
+    half-pixel centres) at the exact cell factor, cropped."""
+    grid = torch.rand(2, -(-height // cell), -(-width // cell), 6, generator=torch.Generator().manual_seed(cell))
+    expected = torch.nn.functional.interpolate(grid.permute(0, 3, 1, 2), scale_factor=cell, mode="bilinear",
+                                               align_corners=False).permute(0, 2, 3, 1)[:, :height, :width]
+    got = torch.full((2, height, width, 6), float("nan"))
+    for rows, values in upsampled_rows(grid, cell, height, width):
+        got[:, rows] = values
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_compose_cost_does_not_depend_on_how_ragged_the_masks_are():
+    """Fragmented masks (noise, as hair or foliage) compose with the same arithmetic per pixel as clean ones: the
+    visible footage exactly, white outside, and every hidden pixel the gain-matched render blended towards the
+    visible colours nearby (between the two, never outside their range)."""
+    generator = torch.Generator().manual_seed(3)
+    t, h, w = 2, 40, 72
+    visible = torch.rand(t, h, w, generator=generator) > 0.6
+    amodal = visible | (torch.rand(t, h, w, generator=generator) > 0.5)
+    footage = torch.rand(t, h, w, 3, generator=generator)
+    render = (torch.rand(t, h, w, 3, generator=generator) * 255).to(torch.uint8)
+    out = compose_chunk(torch.empty(t, h, w, 3), render, footage, visible, amodal, torch.ones(t, 3))
+    assert torch.equal(out[visible], footage[visible])
+    assert out[~(amodal | visible)].eq(1.0).all()
+    hidden = amodal & ~visible
+    low = torch.minimum(render.float() / 255, footage[visible].min(dim=0).values)
+    high = torch.maximum(render.float() / 255, footage[visible].max(dim=0).values)
+    assert (out[hidden] >= low[hidden] - 1e-6).all() and (out[hidden] <= high[hidden] + 1e-6).all()
