@@ -27,8 +27,11 @@ def main() -> None:
             if group == "hidden":
                 continue
             for input_name, spec in inputs.items():
-                tooltip = (spec[1] if len(spec) > 1 else {}).get("tooltip", "")
-                optional = " (optional)" if group == "optional" else ""
+                options = spec[1] if len(spec) > 1 else {}
+                tags = [tag for tag, on in (("optional", group == "optional"), ("advanced", options.get("advanced")))
+                        if on]
+                optional = f" ({', '.join(tags)})" if tags else ""
+                tooltip = options.get("tooltip", "")
                 print(f"| `{input_name}`{optional} | {describe(spec[0], spec)} | {tooltip} |")
         names = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)
         tips = getattr(cls, "OUTPUT_TOOLTIPS", ("",) * len(names))
