@@ -55,8 +55,7 @@ def external_depth(depth: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
 class PseudoDepth:
     DESCRIPTION = (
         "The scene's depth for Diffusion-VAS stage 1 (near = bright): Depth Anything V2, scaled to 0..1 over the "
-        "whole clip as in training. Connect 'depth' to use depth from another node instead (it is only scaled). "
-        "Rarely changed settings: right-click, Show Advanced."
+        "whole clip as in training. Connect 'depth' to use depth from another node instead (it is only scaled)."
     )
     CATEGORY = "Diffusion-VAS"
     FUNCTION = "estimate"

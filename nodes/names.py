@@ -29,7 +29,7 @@ def display_name(class_type: str) -> str:
     return NODE_DISPLAY_NAME_MAPPINGS.get(class_type, class_type)
 
 
-# Input option for rarely changed widgets: the front end hides them until the node's right-click menu says
-# "Show Advanced". They stay inputs like any other (saved in the workflow in the same order), so saved workflows
-# load unchanged and the node stays short.
+# Input option for rarely changed widgets (the front end's input schema has it: its node renderer can keep them out
+# of sight behind "Show Advanced"; ComfyUI 0.8's canvas, front end 1.35.9, still draws them all). They stay inputs
+# like any other, saved in the workflow in the same order, so saved workflows load unchanged.
 ADVANCED = {"advanced": True}

@@ -61,8 +61,8 @@ def sampling_inputs(stage: str) -> dict:
 
 
 def advanced_inputs(stage: str) -> dict:
-    """The optional sampling widgets shared by both stage nodes, defaults from `SamplingOptions.for_stage`: rarely
-    changed, so shown only with the node's "Show Advanced" (still saved in the workflow, in the same order)."""
+    """The optional sampling widgets shared by both stage nodes, defaults from `SamplingOptions.for_stage`; rarely
+    changed, so flagged `ADVANCED`."""
     d = SamplingOptions.for_stage(stage)
     return {
         "window": ("INT", {"default": d.window, "min": 2, "max": 256, **ADVANCED,
@@ -146,8 +146,7 @@ class AmodalMaskSVD:
     DESCRIPTION = (
         "Diffusion-VAS stage 1: the full shape of each object in every frame (its amodal mask), hidden parts and "
         "fully hidden frames included, from its visible mask and the scene's depth. Needs the "
-        "diffusion-vas-amodal-segmentation model. The result keeps every visible pixel. Rarely changed settings: "
-        "right-click, Show Advanced."
+        "diffusion-vas-amodal-segmentation model. The result keeps every visible pixel."
     )
     CATEGORY = "Diffusion-VAS"
     FUNCTION = "predict"
@@ -254,7 +253,7 @@ class AmodalContentSVD:
     DESCRIPTION = (
         "Diffusion-VAS stage 2: each object's full appearance, its hidden parts painted in, inside its full shape, "
         "from the frames, its visible mask and its full mask (stage 1). Needs the diffusion-vas-content-completion "
-        "model. Rarely changed settings: right-click, Show Advanced."
+        "model."
     )
     CATEGORY = "Diffusion-VAS"
     FUNCTION = "complete"
