@@ -18,7 +18,6 @@ from ..models.engine.options import DEFAULT_SIZE
 from .adapters import depth_image_frames
 from .comfy_bridge import ManagedModels
 from .names import ADVANCED
-from .preflight import Graph, hidden_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +113,6 @@ class PseudoDepth:
                     "tooltip": "depth_from processing: the stage nodes' height (keep both the same; trained: 256).",
                 }),
             },
-            "hidden": hidden_inputs(),
         }
 
     @classmethod
@@ -126,8 +124,7 @@ class PseudoDepth:
 
     def estimate(self, images, model=DEFAULT_MODEL, normalization="clip", batch_size=4, precision="auto",
                  input_size=INPUT_SIZE, depth=None, depth_from=DEFAULT_DEPTH_FROM, width=DEFAULT_SIZE[1],
-                 height=DEFAULT_SIZE[0], prompt=None, extra_pnginfo=None, unique_id=None):
-        Graph.of(prompt, extra_pnginfo, unique_id).check_checkpoints()  # before the depth network's work
+                 height=DEFAULT_SIZE[0]):
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images: expected an IMAGE [frames, height, width, 3], got {tuple(images.shape)}.")
         if depth is not None:

@@ -106,7 +106,7 @@ class Graph:
     def check_checkpoints(self) -> None:
         """Every stage node in the graph fed by a loader holding the other stage's checkpoint -> one ValueError
         naming both nodes by title and the value to set. Runs in the first Diffusion-VAS node with real work
-        (pseudo-depth, either stage, an edit), so the mistake costs no sampling."""
+        (either stage, an edit), so the mistake costs no sampling."""
         problems = []
         for node_id, entry in self.prompt.items():
             needed = NODE_STAGE.get(entry.get("class_type"))

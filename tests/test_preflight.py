@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import TINY
-from diffusion_vas.nodes import composite, depth, loader, masks, stages
+from diffusion_vas.nodes import composite, loader, masks, stages
 from diffusion_vas.nodes.preflight import Graph, mask_count_hint
 from diffusion_vas.models.host import policy
 
@@ -85,13 +85,13 @@ def test_wrong_stage2_checkpoint_is_refused_by_stage1_before_sampling(model1, no
     assert ('in "Load stage 2 model" (node #6) set model to \'diffusion-vas-content-completion\'' in message)
 
 
-def test_wrong_checkpoint_is_refused_before_the_depth_network(no_sampling):
+def test_wrong_checkpoint_is_named_by_its_absolute_path(model1, no_sampling):
     inputs = clip()
     prompt = workflow(stage1_model="/models/my-content-completion")  # an absolute path: its folder name tells
     with pytest.raises(ValueError, match=r'"Load stage 1 model" \(node #5\), which loads '
                                          r"'/models/my-content-completion' \(the completion one\)"):
-        run(depth.PseudoDepth, images=inputs["images"], model="missing-depth-model", depth=inputs["depth"],
-            prompt=prompt, unique_id="4")
+        run(stages.AmodalMaskSVD, model=model1, modal_masks=inputs["modal"], depth=inputs["depth"], seed=23, **FAST,
+            prompt=prompt, unique_id="7")
 
 
 def test_titles_come_from_the_canvas(model1, no_sampling):
@@ -172,6 +172,6 @@ def test_visible_masks_wired_as_full_masks_are_warned_about(model2, caplog):
 
 
 def test_stage_nodes_take_the_graph_as_hidden_inputs():
-    for cls in (stages.AmodalMaskSVD, stages.AmodalContentSVD, depth.PseudoDepth, composite.CompositeEdit):
+    for cls in (stages.AmodalMaskSVD, stages.AmodalContentSVD, composite.CompositeEdit):
         assert cls.INPUT_TYPES()["hidden"] == {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO",
                                                "unique_id": "UNIQUE_ID"}
