@@ -147,8 +147,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help=f"what to write per object, comma-separated from {','.join(WRITE_CHOICES)}: masks "
                              "(amodal_masks/ 8-bit grey PNGs), layer (layer/ RGBA PNGs: the completed object, alpha = "
                              "its full mask), rgb (amodal_rgb/: the completed object on white, as the authors save "
-                             "it), overlay (overlay/: the frames with the full mask tinted), mp4 (an MP4 preview of "
-                             "each of those), gif (a small GIF of each) (default: %(default)s)")
+                             "it), overlay (overlay/: the frames with the full mask tinted), mp4 (MP4 previews: the "
+                             "layer over grey, or the masks when no layer is written, and the overlay), gif (the same "
+                             "as small GIFs) (default: %(default)s)")
     parser.add_argument("--resume", action="store_true",
                         help="continue a stopped run in --out with the same arguments and inputs (finished work "
                              "is kept; different arguments are refused, naming what differs)")

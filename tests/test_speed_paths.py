@@ -79,11 +79,15 @@ def test_attention_is_pytorch_sdpa(stage1_pipe):
 
 @pytest.mark.parametrize("free,calls", [(None, [16, 16, 6]), (0, [8, 8, 8, 8, 3, 3]), (3 * 2**29, [24, 8, 6]),
                                         (2**50, [32, 6])])
-def test_decoding_several_videos_per_call_gives_the_same_frames(stage1_pipe, host_with_free_memory, free, calls):
+def test_decoding_several_videos_per_call_gives_the_same_frames(stage1_pipe, host_with_free_memory, free, calls,
+                                                                monkeypatch):
     """2 objects x 19 frames in chunks of 8: videos (0, 0..7) (1, 0..7) (0, 8..15) (1, 8..15) (0, 16..18)
     (1, 16..18), at most as many per call as half the free memory holds at 1024 x 8 x 64 x 128 x 4 bytes = 256 MiB
     per video, one length per call. Unknown memory: one chunk's rows per call (the previous behaviour); none free:
     one video per call; 1.5 GiB: 3 per call; ample: all 8-frame videos in one call."""
+    from diffusion_vas.models.engine import pipeline
+
+    monkeypatch.setattr(pipeline, "CPU_DECODE_BATCHING", True)  # on the CPU only where asked (long shots stay flat)
     latents = torch.randn(2, 19, 4, 8, 16, generator=torch.Generator().manual_seed(1))
     host_with_free_memory(0)
     reference = stage1_pipe._decode(latents, 8)
@@ -103,6 +107,19 @@ def test_decoding_several_videos_per_call_gives_the_same_frames(stage1_pipe, hos
         mine = [(s, e, pixels) for r, s, e, pixels in pieces if r == row]
         assert [(s, e) for s, e, _ in mine] == [(0, 8), (8, 16), (16, 19)]
         assert torch.equal(torch.cat([pixels for _, _, pixels in mine]), frames[row])
+
+
+def test_cpu_decodes_one_chunk_per_call(stage1_pipe, host_with_free_memory):
+    """Whatever the free RAM, the CPU decodes a chunk's rows per call: a long shot's memory stays flat."""
+    host_with_free_memory(2**50)
+    frames_per_call = []
+    handle = stage1_pipe.vae.decoder.register_forward_pre_hook(
+        lambda module, args: frames_per_call.append(args[0].shape[0]))
+    try:
+        stage1_pipe._decode(torch.randn(2, 19, 4, 8, 16), 8)
+    finally:
+        handle.remove()
+    assert frames_per_call == [16, 16, 6]
 
 
 def test_videos_per_decode_by_hand():

@@ -3,6 +3,7 @@ option, sources read lazily, resume after a kill byte-identical, atomic writes, 
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -53,6 +54,10 @@ def test_video_frames_select_while_decoding(tmp_path):
         got = torch.cat(list(frames.read(parts))).numpy()
         np.testing.assert_array_equal(got, chosen)
         np.testing.assert_array_equal(read_frames(video, start, count, step).numpy(), chosen)
+    in_memory = VideoFrames(io.BytesIO(video.read_bytes()), 2, 0, 5)  # e.g. ComfyUI's VIDEO of an upload
+    for _ in range(2):  # every pass decodes its own view of the bytes
+        np.testing.assert_array_equal(torch.cat(list(in_memory.read([slice(0, in_memory.count)]))).numpy(),
+                                      every[2::5])
     with pytest.raises(ValueError, match="start 25 is past the last of the 25 frames"):
         VideoFrames(video, 25)
     with pytest.raises(ValueError, match="consecutive"):
@@ -235,7 +240,7 @@ def test_default_outputs_and_previews(tmp_path):
                           write=("masks", "layer", "mp4", "overlay", "gif")))
     obj = out / "obj0"
     assert sorted(p.name for p in obj.iterdir()) == [
-        "amodal_masks", "amodal_masks.gif", "amodal_masks.mp4", "layer", "layer.gif", "layer.mp4", "overlay",
+        "amodal_masks", "layer", "layer.gif", "layer.mp4", "overlay",
         "overlay.gif", "overlay.mp4"]
     layer = _pngs(obj / "layer")
     assert layer.shape == (9, 128, 256, 4) and layer.dtype == np.uint8

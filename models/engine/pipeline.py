@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 StepCallback = Callable[[int, int], None]
 """Called after each denoising step with (steps done, total steps) over the whole call."""
 
+CPU_DECODE_BATCHING = False  # several VAE chunks per decoder call on the CPU too (tests of the batching set it)
+
 DecodedCallback = Callable[[int, slice, torch.Tensor], None]
 """Receives the decoded video piece by piece: (output row, frame slice, float32 ``[t, 3, h, w]`` in [0, 1])."""
 
@@ -268,7 +270,10 @@ class DiffusionVASPipeline:
         f = self.vae_scale_factor
         size = (latents.shape[-2] * f, latents.shape[-1] * f)
         videos = [(row, s) for s in range(0, t, chunk) for row in range(n)]
-        free = get_host().free_memory(self.device)
+        # On an accelerator several chunks share a call (fewer, fuller kernels); on the CPU batching gains little and
+        # half the free RAM for one call makes a long shot's memory grow with its length: one chunk per call there.
+        batch = self.device.type != "cpu" or CPU_DECODE_BATCHING
+        free = get_host().free_memory(self.device) if batch else None
         per_call = n if free is None else videos_per_decode(len(videos), chunk, size, dtype, free)
         groups: list[list[tuple[int, int]]] = []
         for row, s in videos:

@@ -12,6 +12,9 @@ Frames are ``[t, H, W, 3]`` uint8 tensors.
 
 from __future__ import annotations
 
+import io
+import queue
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -28,12 +31,15 @@ class VideoFrames:
     Attributes: ``count``, ``size`` ``(H, W)``, ``names`` (the zero-padded source frame index of each selected
     frame), ``rate`` (the stream's frames per second, or None), ``indices`` (source frame indices)."""
 
-    def __init__(self, path, start: int = 0, count: int = 0, every: int = 1):
-        self.path = Path(path).expanduser()
-        self.name = f"--frames {self.path}"
+    def __init__(self, path, start: int = 0, count: int = 0, every: int = 1, name: str | None = None):
+        if isinstance(path, io.BytesIO):  # e.g. ComfyUI's VIDEO from an upload: every pass opens its own view
+            self.path, self._data = Path("<in-memory video>"), path.getvalue()
+        else:
+            self.path, self._data = Path(path).expanduser(), None
+        self.name = name or f"--frames {self.path}"
         av = _require_av("read video files")
         try:
-            with av.open(str(self.path)) as container:
+            with av.open(self._source()) as container:
                 stream = container.streams.video[0]
                 self.size = (stream.codec_context.height, stream.codec_context.width)
                 rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -61,7 +67,7 @@ class VideoFrames:
         part_iter = iter(parts)
         part = next(part_iter)
         try:
-            with av.open(str(self.path)) as container:
+            with av.open(self._source()) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 for index, frame in enumerate(container.decode(stream)):
@@ -84,6 +90,11 @@ class VideoFrames:
                              "PNGs.") from err
         raise ValueError(f"Video {self.path} ended before frame {target} although its container lists {self.total} "
                          "frames; re-encode it (e.g. ffmpeg -i in.mp4 -c:v libx264 out.mp4) or use a folder of PNGs.")
+
+
+    def _source(self):
+        """What ``av.open`` reads: the file's path, or a fresh in-memory stream over the same bytes."""
+        return io.BytesIO(self._data) if self._data is not None else str(self.path)
 
 
 class ImageFolderFrames:

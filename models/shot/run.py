@@ -478,6 +478,10 @@ class _ObjectFiles:
         if stage == 1 and self.k > 1 and "masks" in self.write:
             self.sequences += [("consensus_masks", self.folder, None), ("agreement", self.folder, None)]
         self.needs_frames = any(kind == "overlay" for kind, _, _ in self.sequences)
+        # MP4/GIF previews: one of the object per sample (its layer, or its masks when no layer is written) and
+        # one of the overlay; the other sequences are for compositing and have none
+        main = "layer" if "layer" in self.write and not s.masks_only else "amodal_masks"
+        self.previewed = {main, "overlay"}
         for kind, base, _ in self.sequences:
             (base / kind).mkdir(parents=True, exist_ok=True)
 
@@ -487,7 +491,7 @@ class _ObjectFiles:
             self.png.write(path, frame)
         shown = frame if preview is None else preview
         for suffix, cls in ((".mp4", Mp4Writer), (".gif", GifWriter)):
-            if suffix[1:] not in self.write:
+            if suffix[1:] not in self.write or kind not in self.previewed:
                 continue
             video = base / f"{kind}{suffix}"
             if video not in self.videos:

@@ -257,20 +257,26 @@ class Stage1Output:
         float32 or None)``; masks contain the visible masks (``modal``, one sequence per object, read once)."""
         k = self.samples
         height, width = modal[0].size
+        frame = frame_box((height, width))
+        cropped = any(box != frame for box in self.boxes)  # outside a crop the results are 0: start from zeros
+        new = torch.zeros if cropped else torch.empty
         readers = [obj.read(parts) for obj in modal]
         for part in parts:
             visible = [next(reader) for reader in readers]
             t = part.stop - part.start
-            masks = torch.zeros(self.soft.shape[0], t, height, width, dtype=torch.bool)
-            prob = torch.zeros(self.soft.shape[0], t, height, width) if probability else None
+            masks = new(self.soft.shape[0], t, height, width, dtype=torch.bool)
+            prob = new(self.soft.shape[0], t, height, width) if probability else None
             for row in range(self.soft.shape[0]):
                 box = self.boxes[row // k]
                 mask, soft_up = upscale_chunk(self.soft[row, part], self.processed[row, part], box.size,
                                               self.threshold, self.mask_upscale, device, probability)
-                box.paste(mask, masks[row])
+                if box == frame:
+                    torch.bitwise_or(mask, visible[row // k], out=masks[row])
+                else:
+                    box.paste(mask, masks[row])
+                    masks[row] |= visible[row // k]
                 if prob is not None:
                     box.paste(soft_up, prob[row])
-                masks[row] |= visible[row // k]
             yield part, masks, prob
 
     def mask_sequence(self, row: int, modal: MaskSequence, device: torch.device) -> MaskSequence:
