@@ -340,3 +340,24 @@ def test_mismatched_resume_is_refused(tmp_path, capsys):
 
 def test_partial_names_are_hidden_beside_the_final_one():
     assert partial_path(Path("a/b/00012.png")) == Path("a/b/.00012.partial.png")
+
+
+@pytest.mark.parametrize("frame,size", [((1080, 1920), (64, 128)), ((1080, 1920), (256, 512)),
+                                        ((2160, 3840), (256, 512)), ((90, 172), (64, 128)), ((37, 2000), (64, 128))])
+def test_bilinear_resize_reads_only_its_taps(frame, size):
+    """Every pixel outside `bilinear_taps` set to NaN: the resize is bit-identical, so none of them is read (the
+    depth input and anything built on the taps may leave them unconverted)."""
+    from diffusion_vas.models.stages.conditions import bilinear_taps
+
+    x = torch.rand(2, 3, *frame, generator=torch.Generator().manual_seed(frame[1]))
+    rows, cols = bilinear_taps(frame[0], size[0]), bilinear_taps(frame[1], size[1])
+    poisoned = torch.full_like(x, float("nan"))
+    poisoned[:, :, rows[:, None], cols[None, :]] = x[:, :, rows[:, None], cols[None, :]]
+    for a, b in ((x, poisoned), (x.contiguous(memory_format=torch.channels_last),
+                                 poisoned.contiguous(memory_format=torch.channels_last))):
+        assert torch.equal(F.interpolate(b, size=size, mode="bilinear", align_corners=False),
+                           F.interpolate(a, size=size, mode="bilinear", align_corners=False))
+    frames = (x.permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
+    whole = F.interpolate((frames.float() / 255).permute(0, 3, 1, 2), size=size, mode="bilinear",
+                          align_corners=False).clamp(0, 1).permute(0, 2, 3, 1)
+    assert torch.equal(resize_frames(frames, size), whole)

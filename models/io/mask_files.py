@@ -30,6 +30,7 @@ Arrays: ``values`` is ``[T, H, W]``; uint16 ids (labels) or bool (binary). Ids a
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 MASK_FORMATS = ("auto", "binary", "labels")
 MIN_OBJECT_FRACTION = 0.001  # an id is a real object when it covers >= 0.1% of the frame in some frame
 MAX_LABEL_OBJECTS = 32  # more real ids than this is not a label image (DAVIS has at most ~10 objects per clip)
+RECENT_PIXELS = 1 << 25  # mask pixels of recently read frames kept (16 frames at 1080p, 4 at 4K)
 MAX_COLOURS = 256  # RGB images with more distinct colours than this are grey-level/colour images, not labels
 GREY_TOLERANCE = 12  # a colour is a shade of grey when max(R, G, B) - min(R, G, B) <= this
 LABEL_MODES = ("P", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # modes whose values can be ids
@@ -91,6 +93,7 @@ class MaskFolder:
     objects: list[MaskObject] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)
     rule: "_Rule | None" = None
+    _recent: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)
 
     @property
     def ids(self) -> list[int]:
@@ -107,13 +110,23 @@ class MaskFolder:
         return len(self.files)
 
     def frame(self, index: int) -> np.ndarray:
-        """File ``index``'s values, read again: ``[H, W]`` bool (binary) or uint16 ids (labels)."""
+        """File ``index``'s values, read again: ``[H, W]`` bool (binary) or uint16 ids (labels). The last few
+        frames read are kept (`RECENT_PIXELS`): the stages read an object's masks in step from two places."""
+        values = self._recent.get(index)
+        if values is not None:
+            self._recent.move_to_end(index)
+            return values
         image = _MaskImage.read(self.files[index])
         if image.shape != self.size:
             raise ValueError(f"Mask {image.file.name} is now {image.shape[1]}x{image.shape[0]}, not the "
                              f"{self.size[1]}x{self.size[0]} it had when the folder {self.folder} was read; do not "
                              "change the masks during a run.")
-        return self.rule.values(image)
+        values = self.rule.values(image)
+        values.setflags(write=False)
+        self._recent[index] = values
+        while len(self._recent) > max(1, RECENT_PIXELS // values.size):
+            self._recent.popitem(last=False)
+        return values
 
     @property
     def values(self) -> np.ndarray:

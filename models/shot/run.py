@@ -421,9 +421,15 @@ class _Runner:
         amodal = [output1.mask_sequence(row, shot.modal[row // self.k], self.device)
                   for row in range(output1.soft.shape[0])]
         frames = _Tee(shot.frames)
+        rows, t = output2.processed.shape[0], self.parts[0].stop
+        buffers = (torch.empty(rows, t, *shot.size, 3), torch.empty(rows, t, *shot.size, dtype=torch.bool))
+
+        def into(part: slice):  # one buffer for every part: the writers have converted a part before the next
+            return buffers[0][:, :part.stop - part.start], buffers[1][:, :part.stop - part.start]
+
         with phase("writing stage 2", shot.count, "frame") as bar:
             for part, rgb, alpha in output2.finish(conditions, frames, shot.modal, amodal, self.parts,
-                                                   s.keep_visible_pixels, self.device):
+                                                   s.keep_visible_pixels, self.device, into):
                 for sink in sinks:
                     sink.stage2_part(part, rgb, alpha, frames.last)
                 bar.update(part.stop - part.start)
@@ -515,20 +521,28 @@ class _ObjectFiles:
                 self._emit(kind, base, part.start + i, frame)
 
     def stage2_part(self, part: slice, rgb: torch.Tensor, alpha: torch.Tensor, frames: torch.Tensor) -> None:
+        """One part of stage 2's results (``rgb`` is a reused buffer of this part: scaled to 0..255 in place)."""
         rows = slice(self.n * self.k, (self.n + 1) * self.k)
         colours, shapes = rgb[rows], alpha[rows]
-        for kind, base, k in self.sequences:
-            colour = (colours[k] * 255).round().to(torch.uint8)
-            if kind == "layer":
-                layer = torch.cat([colour, _mask_u8_tensor(shapes[k])[..., None]], dim=-1).numpy()
-                preview = torch.where(shapes[k][..., None], colour, torch.tensor(PREVIEW_GREY, dtype=torch.uint8))
-                for i in range(layer.shape[0]):
-                    self._emit(kind, base, part.start + i, layer[i], preview[i].numpy())
-                continue
-            # alpha is stage 1's full mask (it contains the visible mask), so the overlay shows what stage 1 wrote
-            out = colour.numpy() if kind == "amodal_rgb" else _overlay(frames, shapes[k])
-            for i, frame in enumerate(out):
-                self._emit(kind, base, part.start + i, frame)
+        for k in range(self.k):
+            mine = [(kind, base) for kind, base, kk in self.sequences if kk == k]
+            layer = None
+            if any(kind in ("layer", "amodal_rgb") for kind, _ in mine):
+                # (rgb * 255).round() as uint8: the values are whole numbers, so the conversion is exact
+                layer = torch.empty(*shapes[k].shape, 4, dtype=torch.uint8)
+                layer[..., :3].copy_(colours[k].mul_(255).round_())
+                layer[..., 3].copy_(shapes[k]).mul_(255)
+            for kind, base in mine:
+                if kind == "layer":
+                    preview = layer[..., :3].clone().masked_fill_(~shapes[k][..., None], PREVIEW_GREY)
+                    out, shown = layer.numpy(), preview.numpy()
+                elif kind == "amodal_rgb":
+                    out, shown = layer[..., :3].numpy(), None
+                else:  # overlay: alpha is stage 1's full mask (it contains the visible mask), what stage 1 wrote
+                    out, shown = _overlay(frames, shapes[k]), None
+                for i in range(out.shape[0]):
+                    self._emit(kind, base, part.start + i, np.ascontiguousarray(out[i]),
+                               None if shown is None else shown[i])
 
     def close(self) -> None:
         self.png.close()

@@ -167,9 +167,9 @@ def complete_content(
     rows = output.processed.shape[0]
     full = torch.empty(rows, t, height, width, 3, dtype=torch.float32)
     alpha = torch.empty(rows, t, height, width, dtype=torch.bool)
-    for part, colours, shape in output.finish(conditions, frames, modal, amodal,
-                                              chunks(t, frame_pixels=height * width), keep_visible_pixels, device):
-        full[:, part], alpha[:, part] = colours, shape
+    for _ in output.finish(conditions, frames, modal, amodal, chunks(t, frame_pixels=height * width),
+                           keep_visible_pixels, device, into=lambda part: (full[:, part], alpha[:, part])):
+        pass  # each part is written straight into the results
     return AmodalContent(rgb=full, rgb_processed=output.processed, alpha=alpha, samples=samples)
 
 

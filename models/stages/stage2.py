@@ -173,10 +173,14 @@ class Stage2Output:
 
     def finish(self, conditions: Stage2Conditions, frames: FrameSequence, modal: list[MaskSequence],
                amodal: list[MaskSequence], parts: list[slice], keep_visible_pixels: bool,
-               device: torch.device) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+               device: torch.device, into=None) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
         """The input-size results part by part: ``(part, rgb [R, t, H, W, 3] float32 0..1, alpha [R, t, H, W]
         bool)``; ``alpha`` is the object's full shape (full mask OR visible mask). Reads ``frames``, ``modal``
-        (one sequence per object) and ``amodal`` (rows as in `Stage2Conditions`) once each."""
+        (one sequence per object) and ``amodal`` (rows as in `Stage2Conditions`) once each.
+
+        ``into(part)`` may give the ``(rgb, alpha)`` tensors to fill (views of whole-clip results, or buffers the
+        consumer reuses once it has read a part): a fresh 1080p part is 50 MB, and on a fresh allocation the page
+        faults cost several passes over it. By default every part is new."""
         n, k, m = conditions.objects, self.samples, conditions.hypotheses
         height, width = modal[0].size
         full = frame_box((height, width))
@@ -201,8 +205,11 @@ class Stage2Output:
                     mask = C.resize_masks_nearest(mask, (height, width))
                 on.append(mask)
             t = part.stop - part.start
-            out = torch.empty(self.processed.shape[0], t, height, width, 3, dtype=torch.float32)
-            alpha = torch.empty(self.processed.shape[0], t, height, width, dtype=torch.bool)
+            if into is not None:
+                out, alpha = into(part)
+            else:
+                out = torch.empty(self.processed.shape[0], t, height, width, 3, dtype=torch.float32)
+                alpha = torch.empty(self.processed.shape[0], t, height, width, dtype=torch.bool)
             for row in range(self.processed.shape[0]):
                 obj, hyp = row // k, (row % k if m > 1 else 0)
                 box, seen, shape = conditions.boxes[obj], visible[obj], on[obj * m + hyp]
