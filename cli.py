@@ -25,6 +25,7 @@ from .models.stages.conditions import AMODAL_SUM_THRESHOLD
 from .models.stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from .models.stages.region import DEFAULT_REGION, REGIONS
 from .models.stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
+from .models.host.allocator import tune_for_long_runs
 from .models.host import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH_MODELS, PRECISIONS
 from .models.io.mask_files import MASK_FORMATS
 from .models.io.media import pyav_available
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
+        if args.command in ("run", "demo"):
+            tune_for_long_runs()  # reuse freed pages instead of faulting them in again, part after part
         if args.command == "demo":
             args.frames, args.masks, args.object_ids = EXAMPLE / "rgb", EXAMPLE / "modal", None
             args.mask_format = "auto"

@@ -181,6 +181,9 @@ def measure_floor(args) -> dict:
     from diffusion_vas.cli import settings_from_args, build_parser
     from diffusion_vas.models.shot import run_shot
 
+    from diffusion_vas.models.host.allocator import tune_for_long_runs
+
+    tune_for_long_runs()  # as the command line does (the floor's own allocations profit as much)
     seconds = args.lengths[0]
     video, masks = make_shot(args.work / f"{args.size[0]}p_{seconds}s", seconds, *args.size)
     out = args.work / "floor_run"

@@ -361,3 +361,14 @@ def test_bilinear_resize_reads_only_its_taps(frame, size):
     whole = F.interpolate((frames.float() / 255).permute(0, 3, 1, 2), size=size, mode="bilinear",
                           align_corners=False).clamp(0, 1).permute(0, 2, 3, 1)
     assert torch.equal(resize_frames(frames, size), whole)
+
+
+def test_allocator_tuning_is_accepted_on_glibc():
+    """The command line keeps freed pages for reuse (models.host.allocator); glibc accepts every setting."""
+    import platform
+
+    from diffusion_vas.models.host.allocator import tune_for_long_runs
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc: the command line leaves the allocator as it is")
+    assert tune_for_long_runs() is True
