@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def measure_lengths(args) -> list[dict]:
     for seconds in args.lengths:
         video, masks = make_shot(args.work / f"{args.size[0]}p_{seconds}s", seconds, *args.size)
         out = args.work / "out"
+        shutil.rmtree(out, ignore_errors=True)  # every run writes all its files into an empty folder
         command = [sys.executable, "-c", "import sys, diffusion_vas.cli as c; sys.exit(c.main(sys.argv[1:]))",
                    *run_args(video, masks, out, args)]
         began = time.perf_counter()
@@ -150,8 +152,6 @@ def io_floor(video: Path, out: Path, every: int, files: list[tuple[Path, np.ndar
              target: Path) -> float:
     """Seconds to decode the selected frames and write ``files`` (PNG) and ``preview`` (one MP4) into ``target``,
     with the run's own readers and writers (PyAV decoding, the PNG thread pool, libx264 at the run's preset)."""
-    import shutil
-
     from diffusion_vas.models.io.frame_source import VideoFrames
     from diffusion_vas.models.shot.outputs import Mp4Writer, PngWriter
     from diffusion_vas.models.stages.chunking import chunks
@@ -192,6 +192,7 @@ def measure_floor(args) -> dict:
     runs, floors = [], []
     files = preview = None
     for repeat in range(args.repeats):
+        shutil.rmtree(out, ignore_errors=True)
         timer.seconds = 0.0
         began = time.perf_counter()
         run_shot(settings_from_args(build_parser().parse_args(run_args(video, masks, out, args))))

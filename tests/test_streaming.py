@@ -372,3 +372,20 @@ def test_allocator_tuning_is_accepted_on_glibc():
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("not glibc: the command line leaves the allocator as it is")
     assert tune_for_long_runs() is True
+
+
+def test_overwrite_rewrites_every_file(tmp_path):
+    """--overwrite writes every file anew (only --resume keeps the finished files of its own stopped run)."""
+    out = tmp_path / "out"
+    fast = dict(num_inference_steps=1)
+
+    def run(seed):
+        run_shot(ShotSettings(frames=EXAMPLE / "rgb", masks=EXAMPLE / "modal", out=out, count=4,
+                              depth=EXAMPLE / "depth", stage1=str(TINY.stage1), size=SIZE, masks_only=True,
+                              amodal=SamplingOptions.for_stage("amodal", seed=seed, **fast), write=("masks",),
+                              threshold=300, overwrite=True))
+        return _pngs(out / "obj0" / "amodal_masks")
+
+    first, second = run(1), run(2)
+    assert (first != second).any()
+    np.testing.assert_array_equal(second, run(2))

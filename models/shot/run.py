@@ -462,6 +462,7 @@ class _ObjectFiles:
         s = runner.s
         self.runner, self.n, self.stage, self.k = runner, n, stage, runner.k
         self.names = runner.shot.names
+        self.resume = s.resume
         self.folder = s.out / f"obj{runner.shot.ids[n]}"
         self.write = set(s.write)
         self.fps = runner.shot.fps
@@ -493,7 +494,7 @@ class _ObjectFiles:
 
     def _emit(self, kind: str, base: Path, index: int, frame: np.ndarray, preview: np.ndarray | None = None) -> None:
         path = base / kind / f"{self.names[index]}.png"
-        if not path.exists():  # a finished file of a stopped run (files are renamed into place when complete)
+        if not (self.resume and path.exists()):  # resuming: a finished file (renamed into place when complete)
             self.png.write(path, frame)
         shown = frame if preview is None else preview
         for suffix, cls in ((".mp4", Mp4Writer), (".gif", GifWriter)):
