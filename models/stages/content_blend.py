@@ -76,17 +76,31 @@ def compose_chunk(out: torch.Tensor, render: torch.Tensor, footage: torch.Tensor
         return out.fill_(1.0)
     _fill_outside(out, rows_cols)
     box = (slice(None), *rows_cols)
-    vis = visible[box]
-    seen = footage[box]
-    if footage.dtype == torch.uint8:
-        seen = seen.float().div_(255)
-    scale = gains.to(torch.float32)[:, None, None, :] / (255 if render.dtype == torch.uint8 else 1)
     target = out[box]
-    target.copy_(render[box]).mul_(scale).clamp_(0, 1)  # the gain-matched render, 0..1 (3x a mixed-type multiply)
-    if blend > 0:
-        _blend_from_visible(target, seen, vis, amodal[box] & ~vis, blend)
-    torch.where(vis.unsqueeze(-1), seen, target, out=target)
-    target.masked_fill_(~shape[box].unsqueeze(-1), 1.0)
+    target.fill_(1.0)  # white; the render goes only where a hidden pixel needs it, the footage where visible
+    vis = visible[box]
+    hidden = amodal[box] & ~vis
+    # every step of the render and the blend happens in the box the blend reads around the hidden pixels (the
+    # same box `_blend_from_visible` takes, so the same numbers): a large object mostly visible costs its hidden part
+    inner = bounding_box(hidden, margin=2 * (blend + 1) if blend > 0 else 0)
+    if inner is not None:
+        part = (slice(None), *inner)
+        drawn = target[part]
+        scale = gains.to(torch.float32)[:, None, None, :] / (255 if render.dtype == torch.uint8 else 1)
+        drawn.copy_(render[box][part]).mul_(scale).clamp_(0, 1)  # the gain-matched render, 0..1
+        if blend > 0:
+            seen = footage[box][part]
+            _blend_from_visible(drawn, seen.float().div_(255) if footage.dtype == torch.uint8 else seen,
+                                vis[part], hidden[part], blend)
+        drawn.masked_fill_(~shape[box][part].unsqueeze(-1), 1.0)  # what the box holds outside the object
+    # the footage where visible: converted at those pixels only when they are few (a scatter costs more per pixel
+    # than a pass over the box)
+    if int(vis.view(torch.uint8).sum()) * 4 < vis.numel():
+        seen = footage[box][vis]
+        target[vis] = seen.float().div_(255) if footage.dtype == torch.uint8 else seen.float()
+    else:
+        seen = footage[box].float().div_(255) if footage.dtype == torch.uint8 else footage[box]
+        torch.where(vis.unsqueeze(-1), seen, target, out=target)
     return out
 
 
