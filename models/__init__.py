@@ -8,9 +8,10 @@ precision and model-folder policy shared by the command line and the nodes). Thi
 from .engine.loading import load_pipeline
 from .engine.options import DEFAULT_SIZE, STAGE_SEEDS, SamplingOptions
 from .engine.pipeline import DiffusionVASPipeline
-from .stages.run import AmodalContent, AmodalMasks, complete_content, predict_amodal_masks
+from .stages.run import (AmodalContent, AmodalMasks, ContentStream, complete_content, complete_content_stream,
+                         predict_amodal_masks)
 
 __all__ = [
     "load_pipeline", "DiffusionVASPipeline", "SamplingOptions", "STAGE_SEEDS", "DEFAULT_SIZE", "AmodalMasks", "AmodalContent",
-    "predict_amodal_masks", "complete_content",
+    "predict_amodal_masks", "complete_content", "complete_content_stream", "ContentStream",
 ]

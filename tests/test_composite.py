@@ -236,6 +236,8 @@ def test_clean_plate_median_equals_torch_nanmedian(frames, height, width, dtype,
     covered = torch.rand(frames, height, width, generator=g) < 0.4
     kept = images.clone()
     expected = images.float().masked_fill(covered.unsqueeze(-1), float("nan")).nanmedian(dim=0).values
+    if dtype == torch.uint8:  # 8-bit frames give the plate in 0..1, as float frames do
+        expected = expected / 255
     seen = ~covered.all(dim=0)
     assert torch.equal(module._uncovered_median(images, covered)[0][seen], expected[seen])
     assert torch.equal(images, kept)
@@ -385,7 +387,7 @@ def test_objects_are_drawn_back_to_front_in_the_order_given():
 def test_node_called_like_comfyui_with_stacked_objects():
     images, rgb, amodal, modal, occluder = _clip()
     rgb2, amodal2 = rgb.flip(-1), _square(1, 9)
-    out, mask = _run({
+    out, mask, _ = _run({
         "images": images,
         "amodal_rgb": torch.cat([rgb, rgb2]),
         "amodal_masks": torch.cat([amodal, amodal2]),
@@ -406,7 +408,7 @@ def test_node_metadata():
     inputs = {**spec["required"], **spec["optional"]}
     assert all("tooltip" in options for _, options in inputs.values())
     assert tuple(inputs["mode"][0]) == MODES == ("reveal", "xray", "remove_occluder", "layer", "move")
-    assert CompositeEdit.RETURN_TYPES == ("IMAGE", "MASK") and len(CompositeEdit.OUTPUT_TOOLTIPS) == 2
+    assert CompositeEdit.RETURN_TYPES == ("IMAGE", "MASK", "VIDEO") and len(CompositeEdit.OUTPUT_TOOLTIPS) == 3
     assert CompositeEdit.CATEGORY == "Diffusion-VAS"
     from diffusion_vas import NODE_CLASS_MAPPINGS
 
@@ -415,7 +417,7 @@ def test_node_metadata():
 
 def test_node_accepts_a_single_hw_mask_and_parses_the_outline_colour():
     images, rgb, amodal, modal, _ = _clip()
-    out, _ = _run({"images": images[:1], "amodal_rgb": rgb[:1], "amodal_masks": amodal[0], "mode": "xray",
+    out, _, _ = _run({"images": images[:1], "amodal_rgb": rgb[:1], "amodal_masks": amodal[0], "mode": "xray",
                    "modal_masks": modal[0], "outline_color": "#FF0000", "outline_width": 1})
     assert torch.equal(out[0, 3, 4], torch.tensor([1.0, 0.0, 0.0]))
     with pytest.raises(ValueError, match="outline_color"):

@@ -34,7 +34,7 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor | Callable[[slice, s
     """Background plate of a clip.
 
     Args:
-        images: ``[T, H, W, 3]`` float frames.
+        images: ``[T, H, W, 3]`` float frames, or `SelectedFrames` (some frames of a long shot, read when asked).
         covered: ``[T, H, W]`` bool, True where something other than background (object, occluder) is; or a
             function ``(rows, cols) -> [T, h, w]`` bool giving it in a box, so a caller that builds it from its
             masks builds only the box around ``needed`` (the whole frame when nothing near is ever background).
@@ -66,6 +66,8 @@ def clean_plate(images: torch.Tensor, covered: torch.Tensor | Callable[[slice, s
             return plate
         # nothing near the needed pixels is ever background: the plate of the whole frame
     covered = read(slice(0, h), slice(0, w))
+    if isinstance(images, SelectedFrames):
+        images = images[:, :, :]  # the whole frames of the selected frames, read once
     seen = _seen(covered)
     if not bool(seen.any()):
         raise ValueError(
@@ -113,8 +115,8 @@ def _log_unseen(seen: torch.Tensor) -> None:
 
 def _uncovered_median(images: torch.Tensor, covered: torch.Tensor, wanted: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[T, h, w, 3]``, ``[T, h, w]`` -> ``[h, w, 3]`` float32: per pixel and channel the median of the values of
-    the uncovered frames (the lower one of an even count, as ``torch.nanmedian``); unspecified where a pixel is
+    """``[T, h, w, 3]`` (float 0..1, or uint8), ``[T, h, w]`` -> ``[h, w, 3]`` float32 0..1: per pixel and channel
+    the median of the values of the uncovered frames (the lower one of an even count, as ``torch.nanmedian``); unspecified where a pixel is
     covered in every frame (the caller fills those).
 
     Returns ``(median, computed)``: with ``wanted`` (``[h, w]`` bool) each band of rows is computed over the
@@ -131,6 +133,9 @@ def _uncovered_median(images: torch.Tensor, covered: torch.Tensor, wanted: torch
     median = torch.zeros(h, w, 3, dtype=torch.float32, device=images.device)
     computed = torch.zeros(h, w, dtype=torch.bool, device=images.device)
     rows = max(1, BAND_ELEMENTS // (t * w * 3))
+    # uint8 frames (a long shot's selected frames): the median value is taken, then divided, which is what the
+    # median of the frames converted to 0..1 (value / 255) gives, since the order is the same
+    scale = 255 if images.dtype == torch.uint8 else 1
 
     def band(top: int) -> None:
         part = slice(top, min(top + rows, h))
@@ -143,7 +148,7 @@ def _uncovered_median(images: torch.Tensor, covered: torch.Tensor, wanted: torch
         computed[part, cols] = True
         if images.device.type != "cpu":
             values = images[:, part, cols].float().masked_fill(covered[:, part, cols].unsqueeze(-1), float("nan"))
-            median[part, cols] = values.nanmedian(dim=0).values
+            median[part, cols] = values.nanmedian(dim=0).values / scale
             return
         values = torch.empty(part.stop - part.start, cols.stop - cols.start, 3, t)  # time last, a copy
         values.copy_(images[:, part, cols].permute(1, 2, 3, 0))
@@ -151,7 +156,7 @@ def _uncovered_median(images: torch.Tensor, covered: torch.Tensor, wanted: torch
         values.masked_fill_(hidden.unsqueeze(2), float("inf"))
         values.numpy().sort(axis=-1)  # in place; NumPy releases the GIL, so bands sort in parallel
         middle = ((t - 1 - hidden.sum(dim=-1)).clamp_min(0) // 2)[..., None, None].expand(-1, -1, 3, 1)
-        median[part, cols] = values.gather(-1, middle)[..., 0]
+        median[part, cols] = values.gather(-1, middle)[..., 0] / scale
 
     if images.device.type != "cpu":
         for top in range(0, h, rows):
@@ -206,3 +211,35 @@ def _push_pull(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     coarse = _push_pull(coarse_values, (coarse_known > 0).float())
     upsampled = F.interpolate(coarse, size=values.shape[-2:], mode="bilinear", align_corners=False)
     return torch.where(known > 0, values, upsampled)
+
+
+PLATE_FRAMES = 96  # a long shot's clean plate takes the median over at most this many frames spread over it
+PLATE_BYTES = 1 << 30  # and at most this much of them (uint8) when it needs whole frames
+
+
+class SelectedFrames:
+    """Some frames of a `FrameSequence` (a long shot), read when indexed: ``x[:, rows, cols]`` decodes them once and
+    gives ``[T', h, w, 3]`` uint8 (what `clean_plate` reads, in the box it needs). Frames are spread evenly over the
+    shot: all of them up to `PLATE_FRAMES` (then the plate is the whole clip's), else that many, and fewer at 4K
+    (`PLATE_BYTES` for whole frames). A static camera is assumed, as for every clean plate."""
+
+    def __init__(self, frames, max_frames: int = PLATE_FRAMES):
+        height, width = frames.size
+        limit = max(1, min(max_frames, PLATE_BYTES // (height * width * 3)))
+        count = frames.count
+        chosen = range(count) if count <= limit else sorted({round(i * (count - 1) / (limit - 1)) for i in range(limit)})
+        self.frames, self.indices = frames, list(chosen)
+        self.shape = (len(self.indices), height, width, 3)
+        self.device = torch.device("cpu")
+
+    def __getitem__(self, key) -> torch.Tensor:
+        _, rows, cols = key
+        height, width = self.shape[1:3]
+        box = (len(range(*rows.indices(height))), len(range(*cols.indices(width))))
+        out = None
+        for k, frame in enumerate(self.frames.read([slice(i, i + 1) for i in self.indices])):
+            if out is None:  # uint8 frames stay uint8 (a quarter of the memory); float ones float32
+                dtype = torch.uint8 if frame.dtype == torch.uint8 else torch.float32
+                out = torch.empty(len(self.indices), *box, 3, dtype=dtype)
+            out[k] = frame[0, rows, cols]
+        return out

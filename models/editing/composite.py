@@ -36,6 +36,7 @@ alpha`` with alpha 0 or 1).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -43,7 +44,9 @@ import kornia
 import torch
 
 from ..stages.chunking import all_finite, bounding_box, chunks, dilate, footprint
-from .clean_plate import clean_plate
+from .clean_plate import PLATE_FRAMES, SelectedFrames, clean_plate
+
+logger = logging.getLogger(__name__)
 
 MODES = ("reveal", "xray", "remove_occluder", "layer", "move")
 COVERED_THRESHOLD = 0.5  # a mask pixel counts as covered above this value
@@ -76,12 +79,7 @@ def composite_edit(
         ValueError: unknown mode, a missing input the mode needs, or inputs whose shapes, frame counts or
             object counts do not match ``images``.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f"opacity must be in 0..1, got {opacity}.")
-    if feather < 0:
-        raise ValueError(f"feather must be >= 0 pixels, got {feather}.")
+    _check_edit(mode, opacity, feather)
     whole = _Scene.build(images, amodal_rgb, amodal_masks, modal_masks, occluder_masks, background)
     if mode in ("remove_occluder", "move") and whole.background is None:
         if mode == "remove_occluder" and whole.occluder is None:
@@ -96,21 +94,117 @@ def composite_edit(
     return image, mask
 
 
+def composite_stream(frames, colours, amodal_masks: torch.Tensor, mode: str, *, modal_masks=None,
+                     occluder_masks=None, background=None, opacity: float = 0.5, feather: float = 0.0,
+                     offset: tuple[int, int] = (0, 0), outline_color: tuple[float, float, float] = (0.0, 1.0, 0.0),
+                     outline_width: int = 2, parts: list[slice] | None = None, plate_frames: int = PLATE_FRAMES):
+    """`composite_edit` part by part, for a long shot whose frames and colours are never held whole.
+
+    Args:
+        frames: a `stages.sequences.FrameSequence` of the original frames (e.g. a video decoded as it is read).
+        colours: ``colours(parts)`` -> an iterator of the objects' colours ``[N, t, H, W, 3]`` (float 0..1) for
+            those parts (e.g. `stages.run.ContentStream.parts`' first field), or a ``[N, T, H, W, 3]`` tensor.
+        amodal_masks, modal_masks, occluder_masks, background, ...: as `composite_edit` (MASKs are tensors).
+        parts: increasing slices of the frames to give (default: every frame, a few at a time).
+        plate_frames: without ``background``, remove_occluder and move paint a clean plate: the median over at
+            most this many frames spread over the shot (every frame of a shorter clip: then each part is exactly
+            `composite_edit`'s).
+
+    Yields ``(part, image [t, H, W, 3] float32, mask [t, H, W] float32)``.
+    """
+    _check_edit(mode, opacity, feather)
+    t, (h, w) = frames.count, tuple(frames.size)
+    scene = _Scene.build_masks((t, h, w), torch.device("cpu"), amodal_masks, modal_masks, occluder_masks, background)
+    if torch.is_tensor(colours):
+        rgb = _objects(colours, "amodal_rgb", (t, h, w), torch.device("cpu"), colour=True)
+        if rgb.shape[0] != scene.amodal.shape[0]:
+            raise ValueError(f"amodal_masks has {scene.amodal.shape[0]} object(s) but amodal_rgb has {rgb.shape[0]}.")
+        colours = lambda chosen: (rgb[:, part].float() for part in chosen)  # noqa: E731
+    _plate_of_shot(scene, frames, mode, feather, plate_frames)
+    parts = list(parts) if parts is not None else chunks(t, frame_pixels=h * w)
+    frame_reader, colour_reader = frames.read(parts), colours(parts)
+    for part in parts:
+        part_scene = scene.frames(part)
+        rgb = next(frame_reader)
+        part_scene.images = rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb.float()
+        part_scene.rgb = next(colour_reader)
+        image = torch.empty(part.stop - part.start, h, w, 3)
+        mask = torch.empty(part.stop - part.start, h, w)
+        _edit(part_scene, mode, opacity, feather, offset, outline_color, outline_width, image, mask)
+        yield part, image, mask
+
+
+def composite_masks(shape: tuple[int, int, int], amodal_masks: torch.Tensor, mode: str, *, modal_masks=None,
+                    occluder_masks=None, feather: float = 0.0, offset: tuple[int, int] = (0, 0),
+                    parts: list[slice] | None = None):
+    """The ``mask`` of `composite_edit` alone, part by part: no frames, colours or plate are read. ``shape`` is the
+    clip's ``(T, H, W)``. Yields ``(part, mask [t, H, W] float32)``."""
+    _check_edit(mode, 0.5, feather)
+    t, h, w = shape
+    scene = _Scene.build_masks(shape, torch.device("cpu"), amodal_masks, modal_masks, occluder_masks, None)
+    if mode == "remove_occluder" and scene.occluder is None:
+        raise ValueError("mode 'remove_occluder' needs occluder_masks: connect the masks of what hides the object.")
+    for part in (list(parts) if parts is not None else chunks(t, frame_pixels=h * w)):
+        mask = torch.empty(part.stop - part.start, h, w)
+        _edit(scene.frames(part), mode, 0.5, feather, offset, (0.0, 0.0, 0.0), 0, None, mask)
+        yield part, mask
+
+
+def _check_edit(mode: str, opacity: float, feather: float) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in 0..1, got {opacity}.")
+    if feather < 0:
+        raise ValueError(f"feather must be >= 0 pixels, got {feather}.")
+
+
+def shot_background(frames, amodal_masks: torch.Tensor, mode: str, *, modal_masks=None, occluder_masks=None,
+                    feather: float = 0.0, plate_frames: int = PLATE_FRAMES) -> torch.Tensor | None:
+    """The clean plate ``[1, H, W, 3]`` `composite_stream` paints for ``mode`` (None when the mode paints none), to
+    compute once and pass as its ``background`` when the same edit is run again (a preview, then the video)."""
+    t, (h, w) = frames.count, tuple(frames.size)
+    scene = _Scene.build_masks((t, h, w), torch.device("cpu"), amodal_masks, modal_masks, occluder_masks, None)
+    _plate_of_shot(scene, frames, mode, feather, plate_frames)
+    return scene.background
+
+
+def _plate_of_shot(scene: "_Scene", frames, mode: str, feather: float, plate_frames: int) -> None:
+    """Sets ``scene.background`` to the clean plate of ``frames`` where ``mode`` needs one and none is given."""
+    if mode not in ("remove_occluder", "move") or scene.background is not None:
+        return
+    if mode == "remove_occluder" and scene.occluder is None:
+        raise ValueError("mode 'remove_occluder' needs occluder_masks: connect the masks of what hides the object.")
+    selected = SelectedFrames(frames, plate_frames)
+    if len(selected.indices) < frames.count:
+        logger.info("Clean plate: the median over %d of the %d frames, spread over the shot.", len(selected.indices),
+                    frames.count)
+
+    def covered(rows: slice, cols: slice) -> torch.Tensor:
+        return scene._covered(rows, cols, selected.indices)
+
+    scene.background = clean_plate(selected, covered, scene.repainted(mode, feather))[None]
+
+
 def _edit(scene: "_Scene", mode, opacity, feather, offset, outline_color, outline_width, image, mask) -> None:
     """One mode on a few frames (float32 chunks), written into the output views ``image`` ``[t,H,W,3]`` and
     ``mask`` ``[t,H,W]``: the frames are copied once and every layer is blended in place in its bounding box (no
-    whole-frame temporaries: at 1080p a fresh frame-sized buffer costs more than the blend)."""
+    whole-frame temporaries: at 1080p a fresh frame-sized buffer costs more than the blend). ``image=None``: the
+    mask alone (no colours, frames or plate are read)."""
     alpha = _alpha(scene.amodal, feather)
     if mode == "layer":
-        image.copy_(scene.rgb[0])
-        _paint(image, scene.rgb[1:], alpha[1:])
+        if image is not None:
+            image.copy_(scene.rgb[0])
+            _paint(image, scene.rgb[1:], alpha[1:])
         _union(mask, alpha)
     elif mode == "xray":
         _xray(scene, feather, opacity, outline_color, outline_width, image, mask)
     else:
-        image.copy_(scene.images)
+        if image is not None:
+            image.copy_(scene.images)
         if mode == "reveal":
-            _paint(image, scene.rgb, alpha)
+            if image is not None:
+                _paint(image, scene.rgb, alpha)
             _union(mask, alpha)
         elif mode == "remove_occluder":
             _remove_occluder(scene, alpha, feather, image, mask)
@@ -180,9 +274,10 @@ def _xray(scene: "_Scene", feather, opacity, color, width, image, mask) -> None:
             "mode 'xray' needs modal_masks (the visible part) or occluder_masks to know which part is hidden."
         )
     hidden = _alpha((scene.amodal - scene.visible()).clamp(0, 1), feather)
-    image.copy_(scene.images)
-    _paint(image, scene.rgb, hidden * opacity)
-    image[outline(scene.amodal, width).any(dim=0)] = image.new_tensor(color)
+    if image is not None:
+        image.copy_(scene.images)
+        _paint(image, scene.rgb, hidden * opacity)
+        image[outline(scene.amodal, width).any(dim=0)] = image.new_tensor(color)
     _union(mask, hidden)
 
 
@@ -190,19 +285,22 @@ def _remove_occluder(scene: "_Scene", alpha, feather, image, mask) -> None:
     if scene.occluder is None:
         raise ValueError("mode 'remove_occluder' needs occluder_masks: connect the masks of what hides the object.")
     occluder = _alpha(scene.occluder, feather, outward=True)
-    _over(image, scene.plate(), occluder)
-    _paint(image, scene.rgb, alpha)
+    if image is not None:
+        _over(image, scene.plate(), occluder)
+        _paint(image, scene.rgb, alpha)
     _union(mask, [occluder, *alpha])
 
 
 def _move(scene: "_Scene", alpha, feather, offset: tuple[int, int], image, mask) -> None:
     hole = _alpha(scene.visible(), feather, outward=True)
     _union(mask, hole)  # the hole first (the objects' holes united), then the moved objects over it
-    _over(image, scene.plate(), mask)
-    for object_rgb, layer in zip(scene.rgb, alpha):  # each object's box found once, for its colours and its mask
+    if image is not None:
+        _over(image, scene.plate(), mask)
+    for k, layer in enumerate(alpha):  # each object's box found once, for its colours and its mask
         box = bounding_box(layer)
         if box is not None:
-            _over(image, object_rgb, layer, offset, box)
+            if image is not None:
+                _over(image, scene.rgb[k], layer, offset, box)
             _over(mask, None, layer, offset, box)
 
 
@@ -266,17 +364,27 @@ class _Scene:
         if images.dim() != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be RGB frames [T, H, W, 3], got shape {tuple(images.shape)}.")
         images = images.float()
-        t, h, w = images.shape[:3]
-        rgb = _objects(amodal_rgb, "amodal_rgb", images, colour=True)
-        amodal = _objects(amodal_masks, "amodal_masks", images, colour=False)
-        if amodal.shape[0] != rgb.shape[0]:
+        rgb = _objects(amodal_rgb, "amodal_rgb", images.shape[:3], images.device, colour=True)
+        scene = cls.build_masks(images.shape[:3], images.device, amodal_masks, modal_masks, occluder_masks,
+                                background, rgb.shape[0])
+        scene.images, scene.rgb = images, rgb
+        return scene
+
+    @classmethod
+    def build_masks(cls, shape: tuple[int, int, int], device, amodal_masks, modal_masks, occluder_masks, background,
+                    objects: int | None = None) -> "_Scene":
+        """The masks and background of a clip of ``shape`` ``(T, H, W)``, checked, without frames or colours
+        (a long shot's come part by part); ``objects``: the number of colour sequences, when known."""
+        t, h, w = shape
+        amodal = _objects(amodal_masks, "amodal_masks", shape, device, colour=False)
+        if objects is not None and amodal.shape[0] != objects:
             raise ValueError(
-                f"amodal_masks has {amodal.shape[0]} object(s) but amodal_rgb has {rgb.shape[0]}: "
+                f"amodal_masks has {amodal.shape[0]} object(s) but amodal_rgb has {objects}: "
                 "give one amodal mask sequence per amodal RGB sequence, in the same order."
             )
         modal = None
         if modal_masks is not None:
-            modal = _objects(modal_masks, "modal_masks", images, colour=False)
+            modal = _objects(modal_masks, "modal_masks", shape, device, colour=False)
             if modal.shape[0] != amodal.shape[0]:
                 raise ValueError(
                     f"modal_masks has {modal.shape[0]} object(s) but amodal_masks has {amodal.shape[0]}: "
@@ -284,7 +392,7 @@ class _Scene:
                 )
         occluder = None
         if occluder_masks is not None:
-            occluder = _objects(occluder_masks, "occluder_masks", images, colour=False)
+            occluder = _objects(occluder_masks, "occluder_masks", shape, device, colour=False)
             occluder = occluder[0] if occluder.shape[0] == 1 else occluder.amax(dim=0)
         if background is not None:
             if background.dim() == 3:
@@ -297,12 +405,12 @@ class _Scene:
                     f"background has {background.shape[0]} frames but images has {t}: "
                     "give one plate for the whole clip or one per frame."
                 )
-            background = background.to(images.device)
-        return cls(images, rgb, amodal, modal, occluder, background)
+            background = background.to(device)
+        return cls(None, None, amodal, modal, occluder, background)
 
     def frames(self, part: slice) -> "_Scene":
         """Frames ``part`` as float32 (0..1; uint8 colours are divided by 255, bool masks are 0/1)."""
-        t = self.images.shape[0]
+        t = self.amodal.shape[1]
 
         def f(x, colour=False):
             if x is None:
@@ -333,8 +441,8 @@ class _Scene:
         remove_occluder, the objects' visible part for move), grown by the reach of `feather_alpha` (outward growth
         plus blur kernel, ``2 * ceil(feather)``) and a pixel of safety."""
         source = self.occluder if mode == "remove_occluder" else self.visible()
-        t = self.images.shape[0]
-        union = torch.zeros(self.images.shape[1:3], dtype=torch.bool, device=self.images.device)
+        t = self.amodal.shape[1]
+        union = torch.zeros(self.amodal.shape[2:4], dtype=torch.bool, device=self.amodal.device)
         for part in chunks(t):
             union |= footprint(source[..., part, :, :])
         grow = 2 * math.ceil(feather) + 1
@@ -348,25 +456,32 @@ class _Scene:
             return self.background
         return clean_plate(self.images, self._covered, needed).expand_as(self.images)
 
-    def _covered(self, rows: slice, cols: slice) -> torch.Tensor:
+    def _covered(self, rows: slice, cols: slice, frames: list[int] | None = None) -> torch.Tensor:
         """``[T, h, w]`` bool in the box ``rows`` x ``cols``: where an object or an occluder is (built a few frames
-        at a time)."""
-        t = self.images.shape[0]
-        covered = torch.empty(t, rows.stop - rows.start, cols.stop - cols.start, dtype=torch.bool,
-                              device=self.images.device)
-        for part in chunks(t):
-            chunk = self.frames(part)
+        at a time); of the frames ``frames`` only when given (a long shot's plate frames)."""
+        indices = list(range(self.amodal.shape[1])) if frames is None else list(frames)
+        covered = torch.empty(len(indices), rows.stop - rows.start, cols.stop - cols.start, dtype=torch.bool,
+                              device=self.amodal.device)
+        start = 0
+        while start < len(indices):  # runs of up to 8 consecutive frames
+            stop = start + 1
+            while stop < len(indices) and stop - start < 8 and indices[stop] == indices[stop - 1] + 1:
+                stop += 1
+            chunk = self.frames(slice(indices[start], indices[stop - 1] + 1))
             amodal = chunk.amodal[..., rows, cols]
             amodal = amodal[0] if len(amodal) == 1 else amodal.amax(dim=0)  # any object
-            covered[part] = amodal > COVERED_THRESHOLD
+            out = covered[start:stop]
+            torch.gt(amodal, COVERED_THRESHOLD, out=out)
             if chunk.occluder is not None:
-                covered[part] |= chunk.occluder[..., rows, cols] > COVERED_THRESHOLD
+                out |= chunk.occluder[..., rows, cols] > COVERED_THRESHOLD
+            start = stop
         return covered
 
 
-def _objects(x: torch.Tensor, name: str, images: torch.Tensor, colour: bool) -> torch.Tensor:
-    """``[N,T,H,W(,3)]`` float32 on ``images``' device from ``x`` with or without the object dimension."""
-    t, h, w = images.shape[:3]
+def _objects(x: torch.Tensor, name: str, shape: tuple[int, int, int], device, colour: bool) -> torch.Tensor:
+    """``[N,T,H,W(,3)]`` on ``device`` from ``x`` with or without the object dimension, checked against the clip's
+    ``shape`` ``(T, H, W)``."""
+    t, h, w = shape
     per_object = 4 if colour else 3
     if x.dim() == per_object:
         x = x.unsqueeze(0)
@@ -381,7 +496,7 @@ def _objects(x: torch.Tensor, name: str, images: torch.Tensor, colour: bool) -> 
         )
     if x.is_floating_point() and not all_finite(x):
         raise ValueError(f"{name} contains NaN or infinite values; check the node that made it.")
-    return x.to(images.device)
+    return x.to(device)
 
 
 def _check_size(x: torch.Tensor, name: str, h: int, w: int, spatial: tuple[int, int]) -> None:

@@ -12,6 +12,7 @@ Frames are ``[t, H, W, 3]`` uint8 tensors.
 
 from __future__ import annotations
 
+import copy
 import io
 import queue
 import threading
@@ -56,12 +57,13 @@ class VideoFrames:
         self.names = [f"{i:05d}" for i in self.indices]
 
     def read(self, parts: Iterable[slice]) -> Iterator[torch.Tensor]:
-        """Decodes the file once, in order, yielding ``[t, H, W, 3]`` uint8 per part."""
+        """Decodes the file once, in order, yielding ``[t, H, W, 3]`` uint8 per part (parts may leave gaps: the
+        frames between are decoded, never converted)."""
         parts = list(check_parts(parts, self.count, self.name))
         if not parts:
             return
         av = _require_av("read video files")
-        wanted = iter(self.indices[parts[0].start:parts[-1].stop])
+        wanted = iter([self.indices[i] for part in parts for i in range(part.start, part.stop)])
         target = next(wanted)
         batch: list[np.ndarray] = []
         part_iter = iter(parts)
@@ -91,6 +93,13 @@ class VideoFrames:
         raise ValueError(f"Video {self.path} ended before frame {target} although its container lists {self.total} "
                          "frames; re-encode it (e.g. ffmpeg -i in.mp4 -c:v libx264 out.mp4) or use a folder of PNGs.")
 
+    def select(self, start: int = 0, count: int = 0, every: int = 1) -> "VideoFrames":
+        """These frames' ``[start::every]``, at most ``count`` (0 = to the end), as another `VideoFrames` (nothing
+        decoded)."""
+        chosen = copy.copy(self)
+        chosen.indices = select_range(self.indices, start, count, every, f"frames of {self.path}")
+        chosen.count, chosen.names = len(chosen.indices), [f"{i:05d}" for i in chosen.indices]
+        return chosen
 
     def _source(self):
         """What ``av.open`` reads: the file's path, or a fresh in-memory stream over the same bytes."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Protocol
 
 import torch
+import torch.nn.functional as F
 
 from .chunking import MaskFormat, all_finite
 
@@ -117,6 +118,24 @@ class TensorDepth:
     def read(self, parts: Iterable[slice]) -> Iterator[torch.Tensor]:
         for part in check_parts(parts, self.count, self.name):
             yield self.depth[part]
+
+
+class ResizedDepth:
+    """A depth tensor ``[T, h, w]`` (any scale) as a `DepthSequence` at another ``size`` ``(H, W)``: each part
+    resized bilinearly (half-pixel centres, as ``F.interpolate(..., align_corners=False)`` on the whole clip) when
+    it is read, so depth made at the processing size never exists at the input size for the whole clip."""
+
+    def __init__(self, depth: torch.Tensor, size: tuple[int, int], name: str = "depth"):
+        if not torch.is_tensor(depth) or depth.ndim != 3:
+            shape = tuple(depth.shape) if torch.is_tensor(depth) else type(depth).__name__
+            raise ValueError(f"{name} must be [T, h, w]; got {shape}.")
+        self.depth, self.name = depth, name
+        self.count, self.size = depth.shape[0], tuple(size)
+
+    def read(self, parts: Iterable[slice]) -> Iterator[torch.Tensor]:
+        for part in check_parts(parts, self.count, self.name):
+            x = self.depth[part].float()[:, None]
+            yield F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)[:, 0]
 
 
 def check_same_frames(sequence: Sequence, count: int, size: tuple[int, int] | None, name: str,
