@@ -10,7 +10,7 @@ install((DIFFUSION_VAS.folder, DEPTH.folder))  # inside ComfyUI: its services an
 
 # Each module defines NODE_CLASS_MAPPINGS; listed in pipeline order. The names the menus show are all in `names`
 # (one form for every node); a module's own NODE_DISPLAY_NAME_MAPPINGS, where one is left, is not read.
-_NODE_MODULES = ("loader", "masks", "depth", "stages", "hypotheses", "composite", "evaluate")
+_NODE_MODULES = ("loader", "video", "masks", "depth", "stages", "hypotheses", "composite", "evaluate")
 
 NODE_CLASS_MAPPINGS: dict = {}
 for _name in _NODE_MODULES:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.stages.chunking import MaskFormat, all_finite, chunks
+from ..models.stages.sequences import ResizedDepth
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +91,19 @@ def warn_empty(masks: torch.Tensor, name: str) -> None:
                        "meaningless.", name, index)
 
 
-def stacked(tensor: torch.Tensor) -> torch.Tensor:
-    """``[N, T, ...]`` -> ``[N * T, ...]`` float32 (ComfyUI's object-major stacking)."""
+def stacked(tensor: torch.Tensor, compact: bool = False) -> torch.Tensor:
+    """``[N, T, ...]`` -> ``[N * T, ...]`` float32 (ComfyUI's object-major stacking); ``compact``: bool masks stay
+    bool (a quarter of the memory: long shots)."""
+    if compact and tensor.dtype == torch.bool:
+        return tensor.flatten(0, 1)
     return tensor.flatten(0, 1).to(torch.float32).contiguous()
 
 
-def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str) -> torch.Tensor:
-    """A depth IMAGE ``[T, h, w, C]`` (or MASK ``[T, h, w]``) -> ``[T, H, W]``: channel mean, bilinear to ``size``."""
+def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str, lazy: bool = False):
+    """A depth IMAGE ``[T, h, w, C]`` (or MASK ``[T, h, w]``) -> ``[T, H, W]``: channel mean, bilinear to ``size``.
+
+    ``lazy``: depth of another size comes back as a `ResizedDepth` sequence, resized part by part when the stage
+    reads it (the same values): depth made at the processing size never exists at a long shot's input size."""
     if torch.is_tensor(depth) and depth.ndim == 3:
         depth = depth[..., None]
     if not torch.is_tensor(depth) or depth.ndim != 4:
@@ -123,5 +130,7 @@ def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str) ->
         depth = depth.mean(dim=-1)
     if tuple(depth.shape[1:]) != tuple(size):
         logger.info("%s: resizing depth from %s to %s", node, tuple(depth.shape[1:]), tuple(size))
+        if lazy:
+            return ResizedDepth(depth, size, "depth")
         depth = F.interpolate(depth[:, None], size, mode="bilinear", align_corners=False)[:, 0]
     return depth

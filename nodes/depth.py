@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ..models.depth.estimator import (
     INPUT_SIZE, NORMALIZATIONS, PATCH_SIZE, DepthEstimator, load_depth_model, normalize_depth,
@@ -13,11 +15,13 @@ from ..models.depth.estimator import (
 from ..models.host import (
     DEFAULT_DEPTH_MODEL, DEPTH, PRECISIONS, available_models, get_host, resolve_depth_model, resolve_dtype,
 )
-from ..models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM, predict_depth
+from ..models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM, DepthFromFrames, predict_depth
+from ..models.stages.chunking import chunks
 from ..models.engine.options import DEFAULT_SIZE
 from .adapters import depth_image_frames
 from .comfy_bridge import ManagedModels
 from .names import ADVANCED
+from .video import frame_sequence, is_video
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +64,17 @@ class PseudoDepth:
     FUNCTION = "estimate"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("depth",)
-    OUTPUT_TOOLTIPS = ("Depth [frames, height, width, 3] in 0..1 at the size of 'images' (near = bright).",)
+    OUTPUT_TOOLTIPS = ("Depth [frames, height, width, 3] in 0..1 (near = bright) at the size of 'images'; from a VIDEO "
+                       "at the stage nodes' size (width x height).",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE", {"tooltip": "Video frames (RGB)."}),
+                "images": ("IMAGE,VIDEO", {"tooltip": "The video frames: an IMAGE batch, or a VIDEO (Load Video, Select "
+                                                      "Frames) for long shots, decoded a few frames at a time; then "
+                                                      "the depth comes back at the stage nodes' size (width x height) "
+                                                      "to keep the shot small."}),
                 "model": (available_models(DEPTH), {
                     "default": DEFAULT_MODEL,
                     "tooltip": "Depth Anything V2: a folder (transformers) or official .pth/.safetensors file in "
@@ -125,6 +133,9 @@ class PseudoDepth:
     def estimate(self, images, model=DEFAULT_MODEL, normalization="clip", batch_size=4, precision="auto",
                  input_size=INPUT_SIZE, depth=None, depth_from=DEFAULT_DEPTH_FROM, width=DEFAULT_SIZE[1],
                  height=DEFAULT_SIZE[0]):
+        if is_video(images):
+            return (self._from_video(frame_sequence(images, "images"), model, normalization, batch_size, precision,
+                                     input_size, depth, depth_from, (height, width)),)
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images: expected an IMAGE [frames, height, width, 3], got {tuple(images.shape)}.")
         if depth is not None:
@@ -137,6 +148,33 @@ class PseudoDepth:
         normalized = normalize_depth(raw, normalization)
         # A 3-channel view, as core MaskToImage returns: no 3x copy of a 1080p/4K clip.
         return (normalized[..., None].expand(-1, -1, -1, 3),)
+
+    @staticmethod
+    def _from_video(frames, model, normalization, batch_size, precision, input_size, depth, depth_from, size):
+        """A long shot: the frames decoded a few at a time; the depth comes back at the processing ``size`` (the
+        stage nodes enlarge it to the masks part by part), never at the input size for the whole shot."""
+        if depth is not None:
+            raw = depth_image_frames(depth, size, "PseudoDepth")
+            if raw.shape[0] != frames.count:
+                raise ValueError(f"depth has {raw.shape[0]} frames but images has {frames.count}; feed the depth of "
+                                 "the same frames (same start, count and frame skip).")
+        else:
+            estimator, managed = get_estimator(model, precision)
+            with managed.managed(), tempfile.TemporaryDirectory(prefix="diffusion-vas-depth-") as spill:
+                computed = DepthFromFrames(estimator, frames.count, frames.size, depth_from, size, batch_size,
+                                           input_size, Path(spill) if depth_from == "input" else None,
+                                           get_host().progress(frames.count, "PseudoDepth"))
+                for part in frames.read(chunks(frames.count, frame_pixels=frames.size[0] * frames.size[1])):
+                    computed.feed(part)
+                computed.finish()
+                if computed.store is not None and tuple(computed.store.shape[-2:]) == tuple(size):
+                    raw = computed.store
+                else:  # the network saw the frames as they are: its depth made small part by part
+                    raw = torch.cat([F.interpolate(part[:, None], size=size, mode="bilinear", antialias=True,
+                                                   align_corners=False)[:, 0]
+                                     for part in computed.read(chunks(frames.count))])
+                computed.close()
+        return normalize_depth(raw, normalization)[..., None].expand(-1, -1, -1, 3)
 
 
 NODE_CLASS_MAPPINGS = {"PseudoDepth": PseudoDepth}

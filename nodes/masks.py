@@ -16,12 +16,15 @@ from pathlib import Path
 
 import torch
 
-from ..models.stages.conditions import resize_masks_nearest
-from ..models.io.mask_files import MASK_FORMATS, read_mask_folder
+from ..models.io.frame_source import VideoFrames
+from ..models.io.mask_files import MASK_FORMATS, read_mask_files, read_mask_folder
 from ..models.io.media import image_files
+from ..models.stages.chunking import chunks
+from ..models.stages.conditions import resize_masks_nearest
 from ..models.host import get_host
 from .examples import example_folder, install_examples
 from .preflight import mask_count_hint
+from .video import frame_sequence, is_video
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +90,11 @@ class LoadModalMasks:
                 }),
             },
             "optional": {
-                "reference_images": ("IMAGE", {
+                "reference_images": ("IMAGE,VIDEO", {
                     "tooltip": "Connect the video frames: the masks are resized to their size (nearest "
-                               "neighbour), and a different number of masks than frames is reported here.",
+                               "neighbour), and a different number of masks than frames is reported here. With a "
+                               "VIDEO (long shots; from Select Frames the masks follow its selection) the masks "
+                               "come as bool, a quarter of the memory.",
                 }),
                 "mask_format": (list(MASK_FORMATS), {
                     "default": MASK_FORMATS[0],
@@ -120,6 +125,9 @@ class LoadModalMasks:
     def load(self, folder, object_id=0, start_frame=0, frame_count=0, every_nth=1, reference_images=None,
              mask_format="auto"):
         path = resolve_folder(folder)
+        if is_video(reference_images):
+            return (self._for_video(path, object_id, start_frame, frame_count, every_nth, reference_images,
+                                    mask_format),)
         try:
             found = read_mask_folder(path, mask_format, start_frame, frame_count, every_nth)
         except ValueError as err:
@@ -137,6 +145,40 @@ class LoadModalMasks:
         logger.info("LoadModalMasks: %d masks %dx%d (object_id %d, %s) from %s", masks.shape[0], masks.shape[2],
                     masks.shape[1], object_id, found.format, path)
         return (masks.float(),)
+
+    @staticmethod
+    def _for_video(path, object_id, start_frame, frame_count, every_nth, video, mask_format) -> torch.Tensor:
+        """Masks for a VIDEO's frames, as bool (a quarter of float32: a long shot's masks stay small), at its size.
+
+        A folder with one mask per frame of the video file takes the video's own selection (Select Frames); one
+        with a mask per selected frame is taken as it is; the widgets select files only when set (they must then
+        give one mask per frame of the video)."""
+        frames = frame_sequence(video, "reference_images")
+        widgets = (start_frame, frame_count, every_nth) != (0, 0, 1)
+        total = getattr(frames, "total", frames.count)
+        files = image_files(path) if path.is_dir() else []
+        if not widgets and isinstance(frames, VideoFrames) and len(files) == total and total != frames.count:
+            chosen = [files[i] for i in frames.indices]  # one mask per frame of the file: the video's selection
+            found = _read(lambda: read_mask_files(chosen, mask_format, path), path)
+        else:
+            found = _read(lambda: read_mask_folder(path, mask_format, start_frame, frame_count, every_nth), path)
+        if found.count != frames.count:
+            raise ValueError(f"{found.count} masks but {frames.count} video frames in reference_images: one mask per "
+                             "frame is needed; " + mask_count_hint(found.count, frames.count, every_nth)
+                             + " With Select Frames before the video, leave start_frame, frame_count and every_nth "
+                             "at 0, 0, 1: the masks then follow the video's selection.")
+        masks = torch.cat(list(found.sequence(object_id, tuple(frames.size), "masks").read(
+            chunks(found.count, frame_pixels=frames.size[0] * frames.size[1]))))
+        logger.info("LoadModalMasks: %d masks %dx%d (object_id %d, %s, bool) from %s for a VIDEO", masks.shape[0],
+                    masks.shape[2], masks.shape[1], object_id, found.format, path)
+        return masks
+
+
+def _read(read, path):
+    try:
+        return read()
+    except ValueError as err:
+        raise ValueError(f"folder: {err}") from err
 
 
 NODE_CLASS_MAPPINGS = {"LoadModalMasks": LoadModalMasks}

@@ -12,6 +12,7 @@ PACK = "Diffusion-VAS"
 
 _NAMES = {  # class name -> what the node does (pipeline order)
     "DiffusionVASLoader": "Load Model",
+    "SelectVideoFrames": "Select Frames",
     "LoadModalMasks": "Load Visible Masks",
     "PseudoDepth": "Pseudo-Depth",
     "AmodalMaskSVD": "Stage 1: Full Masks",

@@ -13,7 +13,10 @@ from __future__ import annotations
 import logging
 import math
 
-from ..models import SamplingOptions, complete_content, predict_amodal_masks
+import torch
+
+from ..models import SamplingOptions, complete_content_stream, predict_amodal_masks
+from ..models.stages.chunking import chunks
 from ..models.host import get_host
 from ..models.stages.conditions import AMODAL_SUM_THRESHOLD
 from ..models.stages.hypotheses import agreement, completion_samples, consensus, hypotheses_per_object
@@ -24,6 +27,7 @@ from .adapters import (OBJECT_STACKING, check_same_size, depth_image_frames, fra
                        warn_empty)
 from .names import ADVANCED
 from .preflight import MASK_LOADER, NODE_STAGE, Graph, hidden_inputs, warn_visible_as_full
+from .video import DEFAULT_VIDEO_FPS, content_video, frame_rate, frame_sequence, is_video, objects_video
 
 logger = logging.getLogger(__name__)
 
@@ -209,20 +213,25 @@ class AmodalMaskSVD:
         graph.check_frames("modal_masks", modal_masks, "depth", depth.shape[0])
         modal = split_objects(modal_masks, depth.shape[0], "modal_masks", "depth")
         warn_empty(modal, "modal_masks")
-        check_frame_size_for_stage2(graph, tuple(modal.shape[-2:]), tuple(depth.shape[1:3]))
-        depth = depth_image_frames(depth, tuple(modal.shape[-2:]), "AmodalMaskSVD")
+        if tuple(depth.shape[1:3]) != size:  # depth at the processing size is a long shot's (VIDEO) depth
+            check_frame_size_for_stage2(graph, tuple(modal.shape[-2:]), tuple(depth.shape[1:3]))
+        depth = depth_image_frames(depth, tuple(modal.shape[-2:]), "AmodalMaskSVD", lazy=True)
         if combine not in COMBINE:
             raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}.")
+        # bool masks in (Load Visible Masks with a VIDEO: long shots), bool masks out, and the soft map at the
+        # processing size: a quarter of the memory, no float copy of the shot at its size
+        compact = modal_masks.dtype == torch.bool
         options = sampling_options("amodal", widgets)
         with model.prepared() as pipe:
             result = predict_amodal_masks(pipe, modal, depth, size, options, threshold,
                                           run_progress(options, modal.shape[0] * options.samples, "AmodalMaskSVD"),
-                                          mask_upscale=mask_upscale, region=region)
-        masks, probability, k = result.masks, result.probability, result.samples
+                                          mask_upscale=mask_upscale, region=region, probability=not compact)
+        masks, k = result.masks, result.samples
+        probability = result.soft if compact else result.probability
         if k > 1 and combine == "consensus":
             masks = consensus(masks, k, modal)
             probability = probability.view(-1, k, *probability.shape[1:]).mean(dim=1)
-        masks = stacked(masks)
+        masks = stacked(masks, compact)
         # With one sample the agreement is the mask itself: the same tensor, not a second float copy of the clip.
         fraction = stacked(agreement(result.masks, k)) if k > 1 else masks
         # A read-only view with 3 channels, as core MaskToImage returns: no 3x copy of a 1080p/4K clip.
@@ -257,12 +266,16 @@ class AmodalContentSVD:
     )
     CATEGORY = "Diffusion-VAS"
     FUNCTION = "complete"
-    RETURN_TYPES = ("IMAGE", "MASK")
-    RETURN_NAMES = ("amodal_rgb", "alpha")
+    RETURN_TYPES = ("IMAGE", "MASK", "VIDEO")
+    RETURN_NAMES = ("amodal_rgb", "alpha", "video")
     OUTPUT_TOOLTIPS = (
         "The objects' completed colours at your footage's size (white outside the object), one per object, stacked "
-        "like modal_masks; with several samples (or stage 1's samples) object by object, then sample by sample.",
-        "The objects' full shape (the full mask with every visible pixel): the alpha to composite amodal_rgb with.",
+        "like modal_masks; with several samples (or stage 1's samples) object by object, then sample by sample. "
+        "With a VIDEO: at the model's size (width x height), for a look; the full size is in video.",
+        "The objects' full shape (the full mask with every visible pixel): the alpha to composite amodal_rgb with "
+        "(bool with a VIDEO).",
+        "The completed objects over white as a VIDEO at your footage's size, made frame by frame when it is saved "
+        "(Save Video) or composited (Composite Edit's amodal_rgb): what long shots use.",
     )
 
     @classmethod
@@ -271,7 +284,9 @@ class AmodalContentSVD:
             "required": {
                 "model": ("DIFFUSION_VAS_MODEL", {"tooltip": "The diffusion-vas-content-completion model from Load "
                                                              "Model."}),
-                "images": ("IMAGE", {"tooltip": "The video frames."}),
+                "images": ("IMAGE,VIDEO", {"tooltip": "The video frames: an IMAGE batch, or a VIDEO (Load Video, "
+                                                      "Select Frames) for long shots, decoded a few frames at a "
+                                                      "time."}),
                 "modal_masks": ("MASK", {"tooltip": "The object's visible part in every frame of images (modal "
                                                     "masks). " + OBJECT_STACKING}),
                 "amodal_masks": ("MASK", {"tooltip": "The object's full shape in every frame (amodal masks): stage "
@@ -298,8 +313,14 @@ class AmodalContentSVD:
         graph.check_checkpoints()
         model.require_stage(NODE_STAGE["AmodalContentSVD"], "AmodalContentSVD")
         size = processing_size(widgets)
-        images = frames_of(images, "images", 3)
-        frames, image_size = images.shape[0], tuple(images.shape[1:3])
+        video = is_video(images)
+        if video:  # a long shot: decoded a few frames at a time, the colours given as a VIDEO rendered on demand
+            fps = frame_rate(images)
+            images = frame_sequence(images, "images")
+            frames, image_size = images.count, tuple(images.size)
+        else:
+            images = frames_of(images, "images", 3)
+            frames, image_size, fps = images.shape[0], tuple(images.shape[1:3]), DEFAULT_VIDEO_FPS
         graph.check_frames("modal_masks", modal_masks, "images", frames)
         graph.check_frames("amodal_masks", amodal_masks, "images", frames)
         modal = split_objects(modal_masks, frames, "modal_masks", "images")
@@ -316,10 +337,34 @@ class AmodalContentSVD:
         rows = modal.shape[0] * completion_samples(hypotheses_per_object(amodal.shape[0], modal.shape[0]),
                                                    options.samples)
         with model.prepared() as pipe:
-            result = complete_content(pipe, images, modal, amodal, size, options,
-                                      run_progress(options, rows, "AmodalContentSVD"),
-                                      keep_visible_pixels=keep_visible_pixels, region=region)
-        return stacked(result.rgb), stacked(result.alpha)
+            stream = complete_content_stream(pipe, images, modal, amodal, size, options,
+                                             run_progress(options, rows, "AmodalContentSVD"),
+                                             keep_visible_pixels=keep_visible_pixels, region=region)
+        if video:
+            # the colours at the processing size (the model's own output) as the IMAGE; at your footage's size
+            # only in the VIDEO, part by part; alpha as bool masks
+            rgb = stacked(stream.output.processed).div_(255)
+            alpha = stacked(full_shapes(modal, amodal, stream.samples), compact=True)
+            return rgb, alpha, content_video(stream, fps)
+        t, (height, width) = stream.count, stream.size
+        full = torch.empty(stream.rows, t, height, width, 3, dtype=torch.float32)
+        shape = torch.empty(stream.rows, t, height, width, dtype=torch.bool)
+        for _ in stream.parts(chunks(t, frame_pixels=height * width), into=lambda p: (full[:, p], shape[:, p])):
+            pass
+        return stacked(full), stacked(shape), objects_video(full, shape, fps)
+
+
+def full_shapes(modal: torch.Tensor, amodal: torch.Tensor, samples: int) -> torch.Tensor:
+    """Stage 2's alpha ``[N * K, T, H, W]`` bool from the masks (no colours needed): each hypothesis's full mask
+    OR its object's visible mask; stage 1's masks contain the visible ones already, and are then returned as they
+    are (no copy of a long shot's masks)."""
+    n, m = modal.shape[0], amodal.shape[0] // modal.shape[0]
+    per_object = amodal.view(n, m, *amodal.shape[1:])
+    if bool((modal.unsqueeze(1) & ~per_object).view(torch.uint8).amax() > 0):
+        per_object = per_object | modal.unsqueeze(1)
+    if m == samples:
+        return per_object.reshape(n * m, *amodal.shape[1:])
+    return per_object.expand(n, samples, *amodal.shape[1:]).reshape(n * samples, *amodal.shape[1:])
 
 
 NODE_CLASS_MAPPINGS = {"AmodalMaskSVD": AmodalMaskSVD, "AmodalContentSVD": AmodalContentSVD}

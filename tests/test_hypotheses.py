@@ -158,7 +158,7 @@ def test_stage_nodes_append_samples_inputs_and_agreement_output():
     assert AmodalMaskSVD.RETURN_NAMES == ("amodal_masks", "probability", "agreement")
     assert AmodalMaskSVD.RETURN_TYPES == ("MASK", "IMAGE", "MASK")
     assert list(AmodalContentSVD.INPUT_TYPES()["optional"])[-1] == "samples"
-    assert AmodalContentSVD.RETURN_NAMES == ("amodal_rgb", "alpha")
+    assert AmodalContentSVD.RETURN_NAMES == ("amodal_rgb", "alpha", "video")
     for node in (AmodalMaskSVD, AmodalContentSVD):
         assert node.INPUT_TYPES()["optional"]["samples"][1]["default"] == 1
     assert list(EvaluateAmodal.INPUT_TYPES()["optional"])[-1] == "samples"

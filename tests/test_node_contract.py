@@ -156,14 +156,37 @@ def declared(cls) -> list[tuple]:
     return found
 
 
+def accepts(declared_type: str, saved_type: str) -> bool:
+    """A saved link of ``saved_type`` still validates: the same type, or a union that contains it (ComfyUI accepts
+    a link whose type overlaps the input's comma-separated union, e.g. IMAGE into "IMAGE,VIDEO")."""
+    return declared_type == saved_type or saved_type in {t.strip() for t in declared_type.split(",")}
+
+
 @pytest.mark.parametrize("name", sorted(CONTRACT))
 def test_saved_workflows_keep_their_inputs_in_order(name):
     cls = NODE_CLASS_MAPPINGS[name]
     today, contract = declared(cls), CONTRACT[name]["inputs"]
-    assert today[:len(contract)] == contract, "inputs renamed, reordered, retyped or given another default"
+    assert len(today) >= len(contract)
+    for now, saved in zip(today, contract):
+        assert (now[0], now[1], now[3]) == (saved[0], saved[1], saved[3]), f"{saved[0]} renamed, moved or re-defaulted"
+        assert accepts(now[2], saved[2]), f"{saved[0]}: {now[2]} no longer takes {saved[2]}"
     assert all(optional for _, optional, _, _ in today[len(contract):]), "new inputs go at the end, optional"
-    assert list(zip(cls.RETURN_TYPES, cls.RETURN_NAMES)) == CONTRACT[name]["outputs"]
+    outputs = list(zip(cls.RETURN_TYPES, cls.RETURN_NAMES))
+    assert outputs[:len(CONTRACT[name]["outputs"])] == CONTRACT[name]["outputs"], "outputs only appended"
     assert cls.FUNCTION == CONTRACT[name]["function"]
+
+
+def test_long_shot_types():
+    """The nodes that read frames take a VIDEO where they took an IMAGE, and hand results on as VIDEO too."""
+    inputs = {name: {k: v[0] for section in ("required", "optional")
+                     for k, v in NODE_CLASS_MAPPINGS[name].INPUT_TYPES().get(section, {}).items()}
+              for name in ("PseudoDepth", "AmodalContentSVD", "CompositeEdit", "LoadModalMasks")}
+    assert inputs["PseudoDepth"]["images"] == inputs["AmodalContentSVD"]["images"] == "IMAGE,VIDEO"
+    assert inputs["CompositeEdit"]["images"] == inputs["CompositeEdit"]["amodal_rgb"] == "IMAGE,VIDEO"
+    assert inputs["LoadModalMasks"]["reference_images"] == "IMAGE,VIDEO"
+    assert NODE_CLASS_MAPPINGS["AmodalContentSVD"].RETURN_TYPES[-1] == "VIDEO"
+    assert NODE_CLASS_MAPPINGS["CompositeEdit"].RETURN_TYPES[-1] == "VIDEO"
+    assert NODE_CLASS_MAPPINGS["SelectVideoFrames"].RETURN_TYPES == ("VIDEO",)
 
 
 def test_every_node_is_named_in_one_form():

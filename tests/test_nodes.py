@@ -130,7 +130,7 @@ def test_contract_inputs_and_defaults():
             steps=25, guidance_scale=1.5, width=512, height=256)
     assert stages.AmodalMaskSVD.RETURN_NAMES[0] == "amodal_masks" and stages.AmodalMaskSVD.RETURN_TYPES[0] == "MASK"
     assert stages.AmodalContentSVD.RETURN_NAMES[0] == "amodal_rgb"
-    assert stages.AmodalContentSVD.RETURN_TYPES == ("IMAGE", "MASK")
+    assert stages.AmodalContentSVD.RETURN_TYPES == ("IMAGE", "MASK", "VIDEO")
     assert loader.DiffusionVASLoader.RETURN_TYPES == ("DIFFUSION_VAS_MODEL",)
     assert mask_inputs["threshold"][1]["default"] == 600
 
@@ -156,7 +156,7 @@ def test_reference_parity_through_the_nodes(parity_case, case_inputs, model1, mo
     assert probability.shape == (*expected.shape, 3) and 0 <= probability.min() and probability.max() <= 1
     assert bool((amodal.bool() | ~(case_inputs["modal"] > 0.5)).all()), "every visible pixel is in the amodal mask"
 
-    rgb, alpha = run(stages.AmodalContentSVD, model=model2, images=case_inputs["images"],
+    rgb, alpha, _ = run(stages.AmodalContentSVD, model=model2, images=case_inputs["images"],
                      modal_masks=case_inputs["modal"], amodal_masks=amodal, seed=int(meta["seed_stage2"]),
                      keep_visible_pixels=False, **sampling)
     reference = parity_case["stage2/frames_orig_u8"].float() / 255
@@ -178,7 +178,7 @@ def test_sixty_frame_clip(case_inputs, model1, model2, progress):
     amodal, probability, _ = run(stages.AmodalMaskSVD, model=model1, modal_masks=modal, depth=depth, seed=1, **FAST)
     assert amodal.shape == modal.shape and probability.shape == (60, 90, 172, 3)
     assert bool((amodal.bool() | ~(modal > 0.5)).all())
-    rgb, alpha = run(stages.AmodalContentSVD, model=model2, images=images, modal_masks=modal, amodal_masks=amodal,
+    rgb, alpha, _ = run(stages.AmodalContentSVD, model=model2, images=images, modal_masks=modal, amodal_masks=amodal,
                      seed=2, decode_chunk_size=14, **FAST)
     assert rgb.shape == images.shape and alpha.shape == modal.shape
     assert torch.isfinite(rgb).all() and 0 <= rgb.min() and rgb.max() <= 1
@@ -198,7 +198,7 @@ def test_several_objects_stacked_object_major(case_inputs, model1, model2):
     assert torch.equal(amodal[:frames], alone), "an object's result does not depend on the others"
     assert bool((amodal.bool() | ~(both > 0.5)).all())
 
-    rgb, alpha = run(stages.AmodalContentSVD, model=model2, images=images, modal_masks=both, amodal_masks=amodal,
+    rgb, alpha, _ = run(stages.AmodalContentSVD, model=model2, images=images, modal_masks=both, amodal_masks=amodal,
                      seed=5, object_batch_size=2, **FAST)
     assert rgb.shape == (2 * frames, 90, 172, 3) and alpha.shape == (2 * frames, 90, 172)
     assert not torch.equal(rgb[:frames], rgb[frames:])

@@ -1,0 +1,248 @@
+"""VIDEO in and out for long shots: frames decoded and results rendered a few at a time, never held whole.
+
+ComfyUI's core ``Load Video`` gives a VIDEO (a file); ``Get Video Components`` would turn it into a float32 IMAGE
+of every frame (17.9 GB for 30 s of 1080p at 24 fps). The pack's nodes read a VIDEO themselves instead
+(`frame_sequence`: decoded in order, a few frames at a time, each pass anew), and hand results on as a VIDEO
+(`FrameVideo`) that renders its frames only when something asks for them: ``Save Video`` calls `save_to`, which
+encodes them part by part as they are made. `SelectVideoFrames` takes ``start_frame``/``frame_count``/
+``every_nth`` of a VIDEO once, for every node that reads it (and for Load Visible Masks, which applies the same
+selection to the mask files).
+
+Outside ComfyUI (tests, scripts) `FrameVideo` is a plain class with the same methods.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from fractions import Fraction
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..models.io.frame_source import VideoFrames
+from ..models.shot.outputs import MP4_CRF, MP4_PRESET
+from ..models.stages.chunking import chunks
+
+logger = logging.getLogger(__name__)
+
+try:  # ComfyUI's VIDEO interface (comfy_api, ComfyUI 0.3.30 and later)
+    from comfy_api.input import VideoInput as _VideoBase
+    from comfy_api.util import VideoComponents
+except ImportError:  # ComfyUI absent: the same methods on a plain base
+    _VideoBase, VideoComponents = object, None
+
+
+class FrameVideo(_VideoBase):
+    """A VIDEO whose frames come part by part from a `FrameSequence` (``read(parts)`` -> ``[t, H, W, 3]`` uint8 or
+    float 0..1): a file's selected frames, or a stage or edit rendered on demand.
+
+    ``frames`` is what the pack's nodes read (`frame_sequence`); ``content``: the stage-2 result it renders (a
+    `models.ContentStream`), when it is one, so Composite Edit takes the objects' colours from it directly."""
+
+    def __init__(self, frames, fps, content=None):
+        self.frames, self.fps, self.content = frames, Fraction(fps).limit_denominator(1001), content
+
+    # -- ComfyUI's VideoInput -----------------------------------------------------------------------------------
+
+    def get_dimensions(self) -> tuple[int, int]:
+        height, width = self.frames.size
+        return width, height
+
+    def get_frame_count(self) -> int:
+        return self.frames.count
+
+    def get_frame_rate(self) -> Fraction:
+        return self.fps
+
+    def get_duration(self) -> float:
+        return float(self.frames.count / self.fps)
+
+    def get_container_format(self) -> str:
+        return "mp4"
+
+    def get_components(self):
+        """Every frame as one float32 IMAGE (what ``Get Video Components`` asks for: the whole clip in memory)."""
+        logger.warning("Diffusion-VAS: a node asked for every frame of a %d-frame video at once (%.1f GB as float); "
+                       "connect Save Video or the pack's nodes to keep long shots streamed.", self.frames.count,
+                       self.frames.count * self.frames.size[0] * self.frames.size[1] * 12 / 1e9)
+        images = torch.cat([to_float(part) for part in self.frames.read(self.parts())])
+        if VideoComponents is None:
+            return images, self.fps
+        return VideoComponents(images=images, frame_rate=self.fps)
+
+    def save_to(self, path, format="auto", codec="auto", metadata: dict | None = None):
+        """Encodes the frames as H.264 in MP4 (libx264 at the command line's preview settings), part by part as they
+        are rendered (no whole-clip tensor)."""
+        import av
+
+        if str(getattr(format, "value", format)) not in ("auto", "mp4"):
+            raise ValueError(f"Diffusion-VAS videos are saved as MP4; got format {format!r}.")
+        if str(getattr(codec, "value", codec)) not in ("auto", "h264"):
+            raise ValueError(f"Diffusion-VAS videos are saved as H.264; got codec {codec!r}.")
+        options = {"movflags": "use_metadata_tags"}
+        kwargs = {} if isinstance(path, str) else {"format": "mp4"}
+        with av.open(path, mode="w", options=options, **kwargs) as container:
+            for key, value in (metadata or {}).items():
+                container.metadata[key] = json.dumps(value)
+            stream = container.add_stream("libx264", rate=self.fps)
+            height, width = self.frames.size
+            stream.width, stream.height, stream.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
+            stream.options = {"crf": str(MP4_CRF), "preset": MP4_PRESET}
+            for part in self.frames.read(self.parts()):
+                for frame in to_uint8(part).numpy():
+                    rgb = np.ascontiguousarray(frame[: stream.height, : stream.width])
+                    container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            container.mux(stream.encode())
+
+    # -- the pack's own reading ---------------------------------------------------------------------------------
+
+    def parts(self) -> list[slice]:
+        height, width = self.frames.size
+        return chunks(self.frames.count, frame_pixels=height * width)
+
+
+class Rendered:
+    """A `FrameSequence` made by ``render(parts)`` (an iterator of ``[t, H, W, 3]`` frames for those parts)."""
+
+    def __init__(self, count: int, size: tuple[int, int], render: Callable[[list[slice]], Iterator[torch.Tensor]],
+                 name: str = "video"):
+        self.count, self.size, self.render, self.name = count, tuple(size), render, name
+
+    def read(self, parts):
+        return self.render(list(parts))
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """Frames ``[t, H, W, 3]`` uint8 or float 0..1 -> uint8 (rounded)."""
+    if frames.dtype == torch.uint8:
+        return frames
+    return frames.float().clamp(0, 1).mul(255).round_().to(torch.uint8)
+
+
+def to_float(frames: torch.Tensor) -> torch.Tensor:
+    return frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
+
+
+def is_video(value) -> bool:
+    """True for a ComfyUI VIDEO (anything with ``get_stream_source`` or this pack's `FrameVideo`)."""
+    return isinstance(value, FrameVideo) or hasattr(value, "get_stream_source")
+
+
+def frame_sequence(video, name: str):
+    """The frames of a VIDEO as a `FrameSequence`, decoded when read: the pack's own videos as they are, any
+    other (core Load Video, other packs) from its stream source (a file or bytes), every frame."""
+    if isinstance(video, FrameVideo):
+        return video.frames
+    if not hasattr(video, "get_stream_source"):
+        raise ValueError(f"{name}: expected IMAGE frames or a VIDEO, got {type(video).__name__}.")
+    return VideoFrames(video.get_stream_source(), name=f"{name} (VIDEO)")
+
+
+DEFAULT_VIDEO_FPS = 8  # videos made from IMAGE frames (which carry no rate): the rate the model is made for
+
+
+def frame_rate(video) -> Fraction:
+    """The VIDEO's frames per second (`DEFAULT_VIDEO_FPS` when it has none)."""
+    try:
+        rate = video.get_frame_rate()
+    except (AttributeError, ValueError, TypeError):
+        rate = None
+    return Fraction(rate).limit_denominator(1001) if rate else Fraction(DEFAULT_VIDEO_FPS)
+
+
+def over_white(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Objects ``[R, t, H, W, 3]`` (float 0..1) with their alpha ``[R, t, H, W]`` drawn over white, back to front
+    (first = farthest): ``[t, H, W, 3]`` uint8. One object is its colours as they are (white outside it)."""
+    if rgb.shape[0] == 1:
+        return to_uint8(rgb[0])
+    out = torch.ones(rgb.shape[1:])
+    for colours, shape in zip(rgb, alpha):
+        out.lerp_(colours.float(), shape.unsqueeze(-1).float())
+    return to_uint8(out)
+
+
+def content_video(stream, fps) -> FrameVideo:
+    """Stage 2's completed objects (a `models.ContentStream`) as a VIDEO, rendered part by part when read."""
+    def render(parts):
+        for _, rgb, alpha in stream.parts(parts):
+            yield over_white(rgb, alpha)
+
+    return FrameVideo(Rendered(stream.count, stream.size, render, "completed objects"), fps, content=stream)
+
+
+def objects_video(rgb: torch.Tensor, alpha: torch.Tensor, fps) -> FrameVideo:
+    """In-memory stage-2 results ``[R, T, H, W, 3]`` / ``[R, T, H, W]`` as the same VIDEO."""
+    def render(parts):
+        for part in parts:
+            yield over_white(rgb[:, part], alpha[:, part])
+
+    return FrameVideo(Rendered(rgb.shape[1], tuple(rgb.shape[2:4]), render, "completed objects"), fps,
+                      content=_InMemoryContent(rgb, alpha))
+
+
+def frames_video(images: torch.Tensor, fps) -> FrameVideo:
+    """An IMAGE batch ``[T, H, W, 3]`` as a VIDEO (encoded part by part when saved)."""
+    sequence = Rendered(images.shape[0], tuple(images.shape[1:3]),
+                        lambda parts: (images[part] for part in parts), "frames")
+    return FrameVideo(sequence, fps)
+
+
+class _InMemoryContent:
+    """Whole-clip stage-2 results with `models.ContentStream`'s ``parts`` (Composite Edit reads either)."""
+
+    def __init__(self, rgb: torch.Tensor, alpha: torch.Tensor):
+        self.rgb, self.alpha = rgb, alpha
+        self.rows, self.count, self.size = rgb.shape[0], rgb.shape[1], tuple(rgb.shape[2:4])
+
+    def parts(self, parts, into=None):
+        for part in parts:
+            yield part, self.rgb[:, part], self.alpha[:, part]
+
+
+class SelectVideoFrames:
+    DESCRIPTION = (
+        "Takes some of a video's frames (from start_frame, every n-th, frame_count of them) without decoding it: "
+        "connect its output to every Diffusion-VAS node that reads the frames, and to Load Visible Masks' "
+        "reference_images, which then loads the matching masks. For long shots: the frames are decoded a few at a "
+        "time by the nodes that read them, never all at once."
+    )
+    CATEGORY = "Diffusion-VAS"
+    FUNCTION = "select"
+    RETURN_TYPES = ("VIDEO",)
+    RETURN_NAMES = ("video",)
+    OUTPUT_TOOLTIPS = ("The selected frames as a VIDEO (at the source rate divided by every_nth).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "video": ("VIDEO", {"tooltip": "The shot, e.g. from core Load Video."}),
+            "start_frame": ("INT", {"default": 0, "min": 0, "max": 10_000_000,
+                                    "tooltip": "The first frame to take (0 = the first)."}),
+            "frame_count": ("INT", {"default": 0, "min": 0, "max": 10_000_000,
+                                    "tooltip": "How many frames to take; 0 takes all to the end."}),
+            "every_nth": ("INT", {"default": 3, "min": 1, "max": 1000,
+                                  "tooltip": "Take every n-th frame: 3 turns 24 fps footage into the 8 fps the "
+                                             "model was trained on (4 for 30 fps)."}),
+        }}
+
+    def select(self, video, start_frame=0, frame_count=0, every_nth=3):
+        if isinstance(video, FrameVideo) and isinstance(video.frames, VideoFrames):
+            source = video.frames
+        else:
+            source = frame_sequence(video, "video")
+            if not isinstance(source, VideoFrames):
+                raise ValueError("video: Select Frames takes a video file's frames (e.g. from Load Video), not "
+                                 "frames the pack renders; select them before the stage nodes.")
+        try:
+            chosen = source.select(start_frame, frame_count, every_nth)
+        except ValueError as err:
+            raise ValueError(f"start_frame/frame_count/every_nth: {err}") from err
+        rate = Fraction(source.rate).limit_denominator(1001) if source.rate else frame_rate(video)
+        logger.info("SelectVideoFrames: %d of %d frames (from %d, every %d)", chosen.count, source.count,
+                    start_frame, every_nth)
+        return (FrameVideo(chosen, rate / every_nth if source.rate else rate),)
+
+
+NODE_CLASS_MAPPINGS = {"SelectVideoFrames": SelectVideoFrames}
