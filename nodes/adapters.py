@@ -129,8 +129,10 @@ def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str, la
             )
         depth = depth.mean(dim=-1)
     if tuple(depth.shape[1:]) != tuple(size):
-        logger.info("%s: resizing depth from %s to %s", node, tuple(depth.shape[1:]), tuple(size))
         if lazy:
+            logger.info("%s: depth of %s enlarged to %s part by part as it is read", node, tuple(depth.shape[1:]),
+                        tuple(size))
             return ResizedDepth(depth, size, "depth")
+        logger.info("%s: resizing depth from %s to %s", node, tuple(depth.shape[1:]), tuple(size))
         depth = F.interpolate(depth[:, None], size, mode="bilinear", align_corners=False)[:, 0]
     return depth

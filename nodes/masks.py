@@ -167,8 +167,10 @@ class LoadModalMasks:
                              "frame is needed; " + mask_count_hint(found.count, frames.count, every_nth)
                              + " With Select Frames before the video, leave start_frame, frame_count and every_nth "
                              "at 0, 0, 1: the masks then follow the video's selection.")
-        masks = torch.cat(list(found.sequence(object_id, tuple(frames.size), "masks").read(
-            chunks(found.count, frame_pixels=frames.size[0] * frames.size[1]))))
+        masks = torch.empty(found.count, *frames.size, dtype=torch.bool)  # filled part by part: no second copy
+        parts = chunks(found.count, frame_pixels=frames.size[0] * frames.size[1])
+        for part, read in zip(parts, found.sequence(object_id, tuple(frames.size), "masks").read(parts)):
+            masks[part] = read
         logger.info("LoadModalMasks: %d masks %dx%d (object_id %d, %s, bool) from %s for a VIDEO", masks.shape[0],
                     masks.shape[2], masks.shape[1], object_id, found.format, path)
         return masks

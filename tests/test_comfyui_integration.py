@@ -4,7 +4,8 @@ Skipped unless ``COMFYUI_DIR`` points at a ComfyUI checkout. ComfyUI runs with `
 interpreter; it needs ComfyUI's requirements, torchvision included) on loopback with ``--cpu`` and a temporary
 ``--base-directory`` holding only the pack (linked into ``custom_nodes/``) and the tiny checkpoints of
 ``../shared/parity`` under the names the workflows use. Sampling steps of the Diffusion-VAS stage nodes are
-lowered to keep it fast; everything else runs as shipped.
+lowered to keep it fast; everything else runs as shipped. The long-shot workflow runs a second time with Select
+Frames taking every 3rd frame (the masks must follow the video's selection).
 
     COMFYUI_DIR=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/comfy-venv/bin/python pytest tests/test_comfyui_integration.py
 """
@@ -191,7 +192,7 @@ def example_clip(workflow: dict) -> Path:
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_workflow_runs_in_comfyui(comfyui, path):
+def test_workflow_runs_in_comfyui(comfyui, path, tmp_path):
     url, base, object_info = comfyui
     workflow = json.loads(path.read_text())
     prompt = to_api(workflow, object_info)
@@ -226,6 +227,82 @@ def test_workflow_runs_in_comfyui(comfyui, path):
         check_scene_edits(workflow, entry, base, clip / "occluder", size, frames)
     if path.name == "Diffusion-VAS hypotheses.json":
         check_hypotheses(workflow, entry, base, clip / "modal", frames)
+    if path.name == LONG_SHOT:
+        check_long_shot(prompt, entry, base, size, range(frames), examples.VIDEO_FPS, tmp_path)
+
+
+LONG_SHOT = "Diffusion-VAS long shot.json"
+
+
+def test_long_shot_takes_every_nth_frame(comfyui, tmp_path):
+    """The long-shot workflow with Select Frames at every_nth 3 (what 24 fps footage takes): the example's mask
+    folder has one mask per frame of the video file, so Load Visible Masks must follow the video's selection; every
+    output has the selected frames at the source rate / 3. At a small processing size (128x64): the frame
+    selection is what is checked."""
+    url, base, object_info = comfyui
+    workflow = json.loads((REPO / "workflows" / LONG_SHOT).read_text())
+    prompt = to_api(workflow, object_info)
+    for node in prompt.values():
+        if node["class_type"] == "SelectVideoFrames":
+            node["inputs"]["every_nth"] = 3
+        if node["class_type"] in STAGE_NODES:
+            node["inputs"]["steps"] = TEST_STEPS
+        if node["class_type"] in (*STAGE_NODES, "PseudoDepth"):
+            node["inputs"].update(width=128, height=64)
+    entry = run_prompt(url, prompt, base / "comfyui.log")
+    rgb = sorted((example_clip(workflow) / "rgb").glob("*.png"))
+    with Image.open(rgb[0]) as first:
+        size = first.size
+    check_long_shot(prompt, entry, base, size, range(0, len(rgb), 3), examples.VIDEO_FPS / 3, tmp_path)
+
+
+def decode_video(file: Path, folder: Path) -> tuple[np.ndarray, float]:
+    """Every frame of a video ``[T, H, W, 3]`` uint8 and its frame rate, decoded with ComfyUI's interpreter."""
+    target = folder / f"{file.stem}.npy"
+    script = ("import av, numpy, sys\n"
+              "with av.open(sys.argv[1]) as c:\n"
+              "    frames = numpy.stack([f.to_ndarray(format='rgb24') for f in c.decode(video=0)])\n"
+              "    print(float(c.streams.video[0].average_rate))\n"
+              "numpy.save(sys.argv[2], frames)")
+    result = subprocess.run([COMFYUI_PYTHON, "-c", script, str(file), str(target)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return np.load(target), float(result.stdout.strip())
+
+
+def check_long_shot(prompt: dict, entry: dict, base: Path, size: tuple[int, int], chosen: range, fps: float,
+                    scratch: Path) -> None:
+    """Both saved videos (completed object, reveal) have the selected frames at the clip's size and the selected
+    rate; the preview of the edit (lossless PNG) has up to 16 frames spread over the shot (every one for a short
+    clip), each the frame of the saved edit at its place (the closest of all the video's frames, H.264 aside)."""
+    def source(node_id: str, name: str) -> dict:
+        return prompt[prompt[node_id]["inputs"][name][0]]
+
+    def files(node_id: str, key: str) -> list[Path]:
+        return [base / ("output" if item["type"] == "output" else "temp") / item["subfolder"] / item["filename"]
+                for item in entry["outputs"][node_id].get(key, [])]
+
+    saves = {source(i, "video")["class_type"]: files(i, "images") + files(i, "videos")
+             for i, node in prompt.items() if node["class_type"] == "SaveVideo"}
+    assert set(saves) == {"AmodalContentSVD", "CompositeEdit"}, f"saved videos of {sorted(saves)}"
+    previews = [files(i, "images") for i, node in prompt.items()
+                if node["class_type"] == "PreviewImage" and source(i, "images")["class_type"] == "CompositeEdit"]
+    assert len(previews) == 1, "one preview of the edit"
+    videos = {}
+    for kind, (file,) in saves.items():
+        videos[kind], rate = decode_video(file, scratch)
+        assert videos[kind].shape == (len(chosen), size[1], size[0], 3), f"{file.name}: {videos[kind].shape}"
+        assert rate == pytest.approx(fps, rel=1e-3), f"{file.name}: {rate} fps, the selection is {fps} fps"
+    count = len(chosen)
+    shown = sorted({round(i * (count - 1) / max(min(count, 16) - 1, 1)) for i in range(min(count, 16))})
+    assert len(previews[0]) == len(shown), f"{len(previews[0])} preview frames of a {count}-frame shot"
+    edit = videos["CompositeEdit"].astype(np.int16)
+    for index, file in zip(shown, previews[0]):
+        with Image.open(file) as image:
+            assert image.size == size, f"{file.name} is {image.size}, the clip is {size}"
+            frame = np.asarray(image.convert("RGB")).astype(np.int16)
+        distance = np.abs(edit - frame).mean(axis=(1, 2, 3))
+        assert distance.argmin() == index, f"{file.name}: closest to edit frame {distance.argmin()}, not {index}"
 
 
 def check_hypotheses(workflow: dict, entry: dict, base: Path, modal_folder: Path, frames: int) -> None:

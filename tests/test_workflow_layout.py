@@ -25,7 +25,7 @@ def boxes(workflow: dict) -> dict[int, tuple[float, float, float, float]]:
 def test_template_names_read_as_titles():
     """ComfyUI's template browser shows a pack's template by its file name (title) and the same name with '-'
     and '_' as spaces (description): custom-node templates have no other metadata it reads."""
-    assert len(WORKFLOWS) == 3
+    assert len(WORKFLOWS) == 4
     for path in WORKFLOWS:
         assert path.stem.startswith("Diffusion-VAS ") and "_" not in path.stem, path.name
         assert not re.search(r'[<>:"/\\|?*]', path.stem), "a file name Windows can hold"
