@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--every", type=int, default=3, help="Select Frames' every_nth (default 3: 8 fps)")
     parser.add_argument("--processing", default="64x128", help="HEIGHTxWIDTH of the stage nodes and Pseudo-Depth")
     parser.add_argument("--steps", type=int, default=2, help="denoising steps of both stages (default 2)")
-    parser.add_argument("--work", type=Path, default=Path("/work/bench/comfy"),
+    parser.add_argument("--work", type=Path, default=Path("outputs/comfyui_long_shot"),
                         help="folder for the shot (reused), the ComfyUI base directory and the timeline")
     parser.add_argument("--models", type=Path, default=SHARED, help="folder of the tiny checkpoints")
     parser.add_argument("--comfyui-dir", type=Path, default=os.environ.get("COMFYUI_DIR"))
