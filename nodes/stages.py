@@ -346,11 +346,7 @@ class AmodalContentSVD:
             rgb = stacked(stream.output.processed).div_(255)
             alpha = stacked(full_shapes(modal, amodal, stream.samples), compact=True)
             return rgb, alpha, content_video(stream, fps)
-        t, (height, width) = stream.count, stream.size
-        full = torch.empty(stream.rows, t, height, width, 3, dtype=torch.float32)
-        shape = torch.empty(stream.rows, t, height, width, dtype=torch.bool)
-        for _ in stream.parts(chunks(t, frame_pixels=height * width), into=lambda p: (full[:, p], shape[:, p])):
-            pass
+        full, shape = stream.whole()
         return stacked(full), stacked(shape), objects_video(full, shape, fps)
 
 

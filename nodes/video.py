@@ -23,6 +23,7 @@ import torch
 
 from ..models.io.frame_source import VideoFrames
 from ..models.shot.outputs import MP4_CRF, MP4_PRESET
+from ..models.stages.conditions import to_uint8
 from ..models.stages.chunking import chunks
 
 logger = logging.getLogger(__name__)
@@ -112,13 +113,6 @@ class Rendered:
 
     def read(self, parts):
         return self.render(list(parts))
-
-
-def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """Frames ``[t, H, W, 3]`` uint8 or float 0..1 -> uint8 (rounded)."""
-    if frames.dtype == torch.uint8:
-        return frames
-    return frames.float().clamp(0, 1).mul(255).round_().to(torch.uint8)
 
 
 def to_float(frames: torch.Tensor) -> torch.Tensor:

@@ -158,11 +158,7 @@ def complete_content(
     """
     stream = complete_content_stream(pipe, rgb, modal_masks, amodal_masks, size, options, callback,
                                      keep_visible_pixels=keep_visible_pixels, region=region, context=context)
-    t, (height, width) = stream.count, stream.size
-    full = torch.empty(stream.rows, t, height, width, 3, dtype=torch.float32)
-    alpha = torch.empty(stream.rows, t, height, width, dtype=torch.bool)
-    for _ in stream.parts(chunks(t, frame_pixels=height * width), into=lambda part: (full[:, part], alpha[:, part])):
-        pass  # each part is written straight into the results
+    full, alpha = stream.whole()
     return AmodalContent(rgb=full, rgb_processed=stream.output.processed, alpha=alpha, samples=stream.samples)
 
 
@@ -203,6 +199,16 @@ class ContentStream:
         allowed), reading the frames and masks again (`stage2.Stage2Output.finish`; ``into`` as there)."""
         return self.output.finish(self.conditions, self.frames, self.modal, self.amodal, list(parts),
                                   self.keep_visible_pixels, self.device, into)
+
+    def whole(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every frame at once: ``rgb [R, T, H, W, 3]`` float32 and ``alpha [R, T, H, W]`` bool, each part written
+        straight into them."""
+        t, (height, width) = self.count, self.size
+        rgb = torch.empty(self.rows, t, height, width, 3, dtype=torch.float32)
+        alpha = torch.empty(self.rows, t, height, width, dtype=torch.bool)
+        for _ in self.parts(chunks(t, frame_pixels=height * width), into=lambda part: (rgb[:, part], alpha[:, part])):
+            pass
+        return rgb, alpha
 
 
 def complete_content_stream(pipe: DiffusionVASPipeline, rgb, modal_masks: torch.Tensor, amodal_masks: torch.Tensor,
