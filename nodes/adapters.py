@@ -12,7 +12,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from ..models.stages.chunking import MaskFormat, all_finite, chunks
+from ..models.stages.chunking import MaskFormat, all_finite, chunks, to_float
 from ..models.stages.sequences import ResizedDepth
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def stacked(tensor: torch.Tensor, compact: bool = False) -> torch.Tensor:
     bool (a quarter of the memory: long shots)."""
     if compact and tensor.dtype == torch.bool:
         return tensor.flatten(0, 1)
-    return tensor.flatten(0, 1).to(torch.float32).contiguous()
+    return to_float(tensor.flatten(0, 1)).contiguous()
 
 
 def depth_image_frames(depth: torch.Tensor, size: tuple[int, int], node: str, lazy: bool = False):

@@ -19,7 +19,7 @@ import torch
 from ..models.io.frame_source import VideoFrames
 from ..models.io.mask_files import MASK_FORMATS, read_mask_files, read_mask_folder
 from ..models.io.media import image_files
-from ..models.stages.chunking import chunks
+from ..models.stages.chunking import chunks, to_float
 from ..models.stages.conditions import resize_masks_nearest
 from ..models.host import get_host
 from .examples import example_folder, install_examples
@@ -144,7 +144,7 @@ class LoadModalMasks:
             masks = resize_masks_nearest(masks, tuple(reference_images.shape[1:3]))
         logger.info("LoadModalMasks: %d masks %dx%d (object_id %d, %s) from %s", masks.shape[0], masks.shape[2],
                     masks.shape[1], object_id, found.format, path)
-        return (masks.float(),)
+        return (to_float(masks),)
 
     @staticmethod
     def _for_video(path, object_id, start_frame, frame_count, every_nth, video, mask_format) -> torch.Tensor:

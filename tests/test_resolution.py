@@ -15,7 +15,8 @@ from diffusion_vas.models.stages import conditions as C
 from diffusion_vas.models.stages import stage1, stage2
 from diffusion_vas.models.stages.sequences import TensorDepth, TensorFrames, tensor_masks
 from diffusion_vas.models.stages.chunking import MaskFormat
-from diffusion_vas.models.stages.content_blend import colour_gains, compose_chunk, upsampled_rows
+from diffusion_vas.models.stages.content_blend import (_columns_upsampled, colour_gains, compose_chunk,
+                                                       upsampled_rows)
 from diffusion_vas.models.stages.region import Box, object_box
 
 SIZE = (32, 64)  # processing size of the oracle tests
@@ -303,14 +304,20 @@ def test_bounding_box_of_every_frame_with_a_margin():
 
 @pytest.mark.parametrize("cell, height, width", [(1, 5, 7), (2, 9, 13), (4, 16, 20), (4, 13, 18), (5, 23, 11)])
 def test_blend_upsampling_equals_bilinear_interpolation(cell, height, width):
-    """The blend's cell grid comes back at the input size phase by phase: equal to F.interpolate (bilinear,
-    half-pixel centres) at the exact cell factor, cropped."""
-    grid = torch.rand(2, -(-height // cell), -(-width // cell), 6, generator=torch.Generator().manual_seed(cell))
-    expected = torch.nn.functional.interpolate(grid.permute(0, 3, 1, 2), scale_factor=cell, mode="bilinear",
-                                               align_corners=False).permute(0, 2, 3, 1)[:, :height, :width]
-    got = torch.full((2, height, width, 6), float("nan"))
-    for rows, values in upsampled_rows(grid, cell, height, width):
-        got[:, rows] = values
+    """The blend's cell grid comes back at the input size, columns once and rows strip by strip (strips of whole
+    cells, as the compositing takes them), phase by phase: equal to F.interpolate (bilinear, half-pixel centres)
+    at the exact cell factor, cropped."""
+    grid = torch.rand(2, 3, -(-height // cell), -(-width // cell), generator=torch.Generator().manual_seed(cell))
+    expected = torch.nn.functional.interpolate(grid, scale_factor=cell, mode="bilinear",
+                                               align_corners=False)[:, :, :height, :width]
+    padded = torch.cat([grid[:, :, :1], grid, grid[:, :, -1:]], dim=2)  # the edge rows repeated
+    got = torch.full((2, 3, height, width), float("nan"))
+    for start in range(0, height, 2 * cell):
+        stop = min(start + 2 * cell, height)
+        first = start // cell
+        wide = _columns_upsampled(padded[:, :, first:first + 4], cell, width)
+        for rows, values in upsampled_rows(wide, cell, stop - start):
+            got[:, :, start:stop][:, :, rows] = values
     assert torch.allclose(got, expected, atol=1e-6)
 
 
@@ -331,3 +338,22 @@ def test_compose_cost_does_not_depend_on_how_ragged_the_masks_are():
     low = torch.minimum(render.float() / 255, footage[visible].min(dim=0).values)
     high = torch.maximum(render.float() / 255, footage[visible].max(dim=0).values)
     assert (out[hidden] >= low[hidden] - 1e-6).all() and (out[hidden] <= high[hidden] + 1e-6).all()
+
+
+def test_compose_into_uint8_is_the_rounded_float_result():
+    """Composed straight into uint8 (the RGB of a file's RGBA buffer, a strided view): exactly the float result
+    times 255, rounded; white is 255."""
+    generator = torch.Generator().manual_seed(5)
+    t, h, w = 2, 70, 90
+    visible = torch.rand(t, h, w, generator=generator) > 0.7
+    amodal = visible.clone()
+    amodal[:, 10:60, 20:80] |= torch.rand(t, 50, 60, generator=generator) > 0.3
+    footage = (torch.rand(t, h, w, 3, generator=generator) * 255).to(torch.uint8)
+    render = (torch.rand(t, h, w, 3, generator=generator) * 255).to(torch.uint8)
+    gains = torch.tensor([[1.2, 0.9, 1.0], [0.8, 1.1, 1.3]])
+    floats = compose_chunk(torch.empty(t, h, w, 3), render, footage, visible, amodal, gains)
+    rgba = torch.zeros(t, h, w, 4, dtype=torch.uint8)
+    compose_chunk(rgba[..., :3], render, footage, visible, amodal, gains)
+    assert torch.equal(rgba[..., :3], (floats * 255).round().to(torch.uint8))
+    assert rgba[..., 3].eq(0).all()  # the alpha byte untouched
+    assert torch.equal(rgba[..., :3][visible], footage[visible])

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .chunking import bounding_box, dilate
+from .chunking import bounding_box, dilate, to_float
 
 DEFAULT_KEEP_VISIBLE_PIXELS = True
 GAIN_BAND = 3  # processing pixels of visible part along the hidden border used for the colour gain
@@ -57,119 +57,198 @@ def colour_gains(footage: torch.Tensor, render: torch.Tensor, visible: torch.Ten
 
 def compose_chunk(out: torch.Tensor, render: torch.Tensor, footage: torch.Tensor, visible: torch.Tensor,
                   amodal: torch.Tensor, gains: torch.Tensor, blend: int = BLEND_PIXELS) -> torch.Tensor:
-    """Fills ``out`` ``[t, H, W, 3]`` (float32) with footage where visible, matched render where hidden, white
-    elsewhere, and returns it. Work beyond the white fill is limited to the box around the object's pixels.
+    """Fills ``out`` ``[t, H, W, 3]`` (float32 0..1, or uint8 0..255: the rounded values, e.g. straight into a
+    file's RGBA buffer) with footage where visible, matched render where hidden, white elsewhere, and returns it.
+    Work beyond the white fill is limited to the box around the object's pixels.
 
-    The box is composed in place in ``out`` in a fixed number of passes over its pixels (render times gain, the
-    blend, the visible footage, white outside), so the cost depends on the box's area only, never on how ragged
-    the masks are: fragmented masks (hair, foliage, a noisy matte) cost what a clean shape of the same extent does.
+    The box is composed in strips of `STRIP_ROWS` rows, each finished (render times gain, the blend, white outside
+    the object, the visible footage) before the next, so a strip's temporaries stay in the processor's cache. The
+    steps are the same fixed few per pixel whatever the masks look like: fragmented masks (hair, foliage, a noisy
+    matte) cost what a clean shape of the same extent does.
+
+    A strip is composed with its colours as planes (``[t, 3, rows, w]``) and interleaved into ``out`` at the end:
+    PyTorch vectorizes an elementwise operation along the innermost axis only, and with interleaved colours a
+    per-pixel mask or weight broadcast over them leaves an innermost run of 3 values (some ten times slower). The
+    masks select by arithmetic with 0/1 weights (``lerp``, exact at 0 and 1); ``torch.where`` and ``masked_fill``
+    are not vectorized here. uint8 is converted by ``copy_`` before any arithmetic (a mixed-dtype multiply costs
+    seven times as much).
 
     Args:
         render: ``[t, H, W, 3]`` the model's colours at this size (uint8 or float 0..1).
-        footage: ``[t, H, W, 3]`` float 0..1 frames.
+        footage: ``[t, H, W, 3]`` frames, uint8 or float 0..1.
         visible, amodal: ``[t, H, W]`` bool (the object is ``amodal | visible``).
         gains: ``[t, 3]`` from `colour_gains`.
     """
+    white = 255 if out.dtype == torch.uint8 else 1.0
     shape = amodal | visible
     rows_cols = bounding_box(shape, margin=blend)
     if rows_cols is None:
-        return out.fill_(1.0)
-    _fill_outside(out, rows_cols)
+        return out.fill_(white)
+    _fill_outside(out, rows_cols, white)
     box = (slice(None), *rows_cols)
-    target = out[box]
-    target.fill_(1.0)  # white; the render goes only where a hidden pixel needs it, the footage where visible
-    vis = visible[box]
+    target, vis, shape, seen, render = out[box], visible[box], shape[box], footage[box], render[box]
     hidden = amodal[box] & ~vis
-    # every step of the render and the blend happens in the box the blend reads around the hidden pixels (the
-    # same box `_blend_from_visible` takes, so the same numbers): a large object mostly visible costs its hidden part
+    # the render and the blend only where a hidden pixel is or the blend reads around one: a large object mostly
+    # visible costs its hidden part
     inner = bounding_box(hidden, margin=2 * (blend + 1) if blend > 0 else 0)
-    if inner is not None:
-        part = (slice(None), *inner)
-        drawn = target[part]
-        scale = gains.to(torch.float32)[:, None, None, :] / (255 if render.dtype == torch.uint8 else 1)
-        drawn.copy_(render[box][part]).mul_(scale).clamp_(0, 1)  # the gain-matched render, 0..1
-        if blend > 0:
-            seen = footage[box][part]
-            _blend_from_visible(drawn, seen.float().div_(255) if footage.dtype == torch.uint8 else seen,
-                                vis[part], hidden[part], blend)
-        drawn.masked_fill_(~shape[box][part].unsqueeze(-1), 1.0)  # what the box holds outside the object
-    # the footage where visible: converted at those pixels only when they are few (a scatter costs more per pixel
-    # than a pass over the box)
-    if int(vis.view(torch.uint8).sum()) * 4 < vis.numel():
-        seen = footage[box][vis]
-        target[vis] = seen.float().div_(255) if footage.dtype == torch.uint8 else seen.float()
+    t, height, width = vis.shape
+    if inner is None:
+        rows_in, cols_in, cells = slice(0, 0), slice(0, 0), None
     else:
-        seen = footage[box].float().div_(255) if footage.dtype == torch.uint8 else footage[box]
-        torch.where(vis.unsqueeze(-1), seen, target, out=target)
+        rows_in, cols_in = inner
+        cells = _CellBlend(seen[:, rows_in, cols_in], vis[:, rows_in, cols_in], blend) if blend > 0 else None
+    scale = gains.to(torch.float32)[:, :, None, None] / (255 if render.dtype == torch.uint8 else 1)  # [t, 3, 1, 1]
+    size = -(-STRIP_ROWS // (blend + 1)) * (blend + 1)  # whole cells: each strip starts on the blend's cell grid
+    for rows in [*_strips(0, rows_in.start, size), *_strips(rows_in.start, rows_in.stop, size),
+                 *_strips(rows_in.stop, height, size)]:
+        plane = torch.empty(t, 3, rows.stop - rows.start, width)
+        if rows_in.start <= rows.start < rows_in.stop:
+            plane[..., :cols_in.start].fill_(1.0)
+            plane[..., cols_in.stop:].fill_(1.0)
+            drawn = plane[..., cols_in]
+            drawn.copy_(render[:, rows, cols_in].permute(0, 3, 1, 2)).mul_(scale).clamp_(0, 1)  # matched render
+            if cells is not None:
+                cells.blend(drawn, rows.start - rows_in.start, rows.stop - rows_in.start)
+            on = to_float(shape[:, rows, cols_in])[:, None]
+            torch.addcmul(1 - on, drawn, on, out=drawn)  # white outside the object
+        else:
+            plane.fill_(1.0)
+        plane.lerp_(_planes(seen[:, rows]), to_float(vis[:, rows])[:, None])  # the footage where visible
+        if out.dtype == torch.uint8:
+            plane.mul_(255).round_()  # whole numbers: the conversion below is exact
+        target[:, rows].copy_(plane.permute(0, 2, 3, 1))
     return out
 
 
-def _fill_outside(out: torch.Tensor, box: tuple[slice, slice]) -> None:
-    """White in ``out`` ``[t, H, W, 3]`` outside ``box`` (the strips above, below, left and right of it)."""
+# rows composed at once: a 1080p strip of two frames is 6 MB of float colours. Narrower strips stay in a faster
+# cache but cost more operations, and each operation hands the GIL back and forth: beside the writer threads of a
+# long shot that cost more than the cache saved (32 rows were as fast alone and much slower there)
+STRIP_ROWS = 128
+
+
+def _strips(start: int, stop: int, size: int = STRIP_ROWS) -> list[slice]:
+    """``[start, stop)`` in slices of ``size`` rows, the first starting at ``start``."""
+    return [slice(row, min(row + size, stop)) for row in range(start, stop, size)]
+
+
+def _planes(frames: torch.Tensor) -> torch.Tensor:
+    """``[t, h, w, 3]`` uint8 or float 0..1 -> ``[t, 3, h, w]`` float32 0..1, contiguous."""
+    planes = torch.empty(frames.shape[0], 3, *frames.shape[1:3])
+    planes.copy_(frames.permute(0, 3, 1, 2))
+    return planes.div_(255) if frames.dtype == torch.uint8 else planes
+
+
+def _fill_outside(out: torch.Tensor, box: tuple[slice, slice], white) -> None:
+    """``white`` in ``out`` ``[t, H, W, 3]`` outside ``box`` (the strips above, below, left and right of it)."""
     rows, cols = box
-    out[:, :rows.start].fill_(1.0)
-    out[:, rows.stop:].fill_(1.0)
-    out[:, rows, :cols.start].fill_(1.0)
-    out[:, rows, cols.stop:].fill_(1.0)
+    out[:, :rows.start].fill_(white)
+    out[:, rows.stop:].fill_(white)
+    out[:, rows, :cols.start].fill_(white)
+    out[:, rows, cols.stop:].fill_(white)
 
 
-def _blend_from_visible(drawn: torch.Tensor, seen: torch.Tensor, visible: torch.Tensor, hidden: torch.Tensor,
-                        blend: int) -> torch.Tensor:
-    """Hidden pixels near the visible part: ``w * (mean visible colour nearby) + (1 - w) * drawn``, in place.
+class _CellBlend:
+    """Hidden pixels near the visible part: ``w * (mean visible colour nearby) + (1 - w) * drawn``.
 
-    Computed on a grid of ``cell = blend + 1`` px cells aligned with the box around the hidden pixels: per cell the
-    mean visible colour and the visible share of its 3x3 cells, ``w = min(1, 2 * share)``, both upsampled
-    bilinearly; ``w`` falls from about 1 next to the visible part to 0 some ``2 (blend + 1)`` px in. The cell
-    means are taken over every other pixel of every other row when the cell is even (four samples per 4 px cell;
-    the 3x3 mean then pools 36), so the footage is read once at a quarter of its pixels. Every pixel of that box is
-    blended (visible and outside ones are overwritten by the caller): no per-pixel selection, so the cost is the
-    box's area, however fragmented the masks."""
-    cell = blend + 1
-    rows_cols = bounding_box(hidden, margin=2 * cell)
-    if rows_cols is None:
-        return drawn
-    box = (slice(None), *rows_cols)
-    step = 2 if cell % 2 == 0 else 1
-    vis = visible[box][:, ::step, ::step].unsqueeze(-1)
-    stack = torch.empty(*vis.shape[:3], 4)  # visible colour (0 elsewhere) and visibility, [t, h/s, w/s, 4]
-    torch.mul(seen[box][:, ::step, ::step], vis, out=stack[..., :3])
-    stack[..., 3:] = vis
-    cells = F.avg_pool2d(stack.permute(0, 3, 1, 2), cell // step, ceil_mode=True).contiguous()
-    coarse = _mean_3x3(cells)  # 3x3 cells, zeros beyond the box
-    share = coarse[:, 3:]
-    weight = (2 * share).clamp_(max=1)
-    # the weight once per colour channel: a lerp whose weight repeats along the innermost axis costs 4x one with a
-    # weight of its own shape
-    coarse = torch.cat([coarse[:, :3] / share.clamp_min(1e-12), weight, weight, weight], dim=1)
-    region = drawn[box]
-    for rows, values in upsampled_rows(coarse.permute(0, 2, 3, 1), cell, region.shape[1], region.shape[2]):
-        region[:, rows].lerp_(values[..., :3], values[..., 3:])
-    return drawn
+    Computed on a grid of ``cell = blend + 1`` px cells aligned with the region it is built on (the box around
+    the hidden pixels, grown by two cells): per cell the mean visible colour and the visible share of its 3x3
+    cells, ``w = min(1, 2 * share)``, both upsampled bilinearly; ``w`` falls from about 1 next to the visible part
+    to 0 some ``2 (blend + 1)`` px in. Every pixel of the region is blended (visible and outside ones are overwritten afterwards): no per-pixel selection, so the cost is the
+    region's area, however fragmented the masks.
+
+    Everything at the input size is done a band of rows at a time (`STRIP_ROWS`): the cells' sums band by band
+    here, the upsampling strip by strip in `blend`. Whole-region temporaries at 1080p were some 100 MB per two
+    frames, and on a fresh allocation the page faults cost more than the arithmetic.
+
+    Args:
+        seen: ``[t, h, w, 3]`` the footage in the region (uint8 or float 0..1).
+        visible: ``[t, h, w]`` bool.
+    """
+
+    def __init__(self, seen: torch.Tensor, visible: torch.Tensor, blend: int):
+        self.cell = cell = blend + 1
+        t, height, self.width = visible.shape
+        rows, cols = -(-height // cell), -(-self.width // cell)
+        colour = torch.empty(t, 3, rows, cols)  # per cell: the sum of the visible colours, and of visibility
+        seen_on = torch.empty(t, 1, rows, cols)
+        band = max(1, STRIP_ROWS // cell)
+        for first in range(0, rows, band):
+            cells = slice(first, min(first + band, rows))
+            pixels = slice(first * cell, min(cells.stop * cell, height))
+            colour[:, :, cells], seen_on[:, :, cells] = _cell_sums(seen[:, pixels], visible[:, pixels], cell)
+        colour, seen_on = _sum_3x3(colour), _sum_3x3(seen_on)  # 3x3 cells, zeros beyond
+        colour.div_(seen_on.clamp_min(1e-12))  # the mean visible colour nearby
+        weight = seen_on.mul_(2 / (9 * cell * cell)).clamp_(max=1)  # twice the visible share, at most 1
+        # planes [t, C, rows + 2, cols], the first and last cell rows repeated above and below (`upsampled_rows`)
+        self.colour, self.weight = (torch.cat([grid[:, :, :1], grid, grid[:, :, -1:]], dim=2)
+                                    for grid in (colour, weight))
+
+    def blend(self, drawn: torch.Tensor, start: int, stop: int) -> None:
+        """Blends ``drawn`` ``[t, 3, stop - start, w]`` (colour planes), rows ``start:stop`` of the region
+        (``start`` a multiple of the cell), in place."""
+        cell, first = self.cell, start // self.cell
+        cells = slice(first, first + -(-(stop - start) // cell) + 2)  # the cell rows these rows lie between
+        colour, weight = (_columns_upsampled(grid[:, :, cells], cell, self.width) for grid in (self.colour, self.weight))
+        for (phase, colours), (_, weights) in zip(upsampled_rows(colour, cell, stop - start),
+                                                  upsampled_rows(weight, cell, stop - start)):
+            drawn[:, :, phase].lerp_(colours, weights)  # weights [t, 1, n, w]: one per pixel, over the 3 planes
 
 
-def _mean_3x3(x: torch.Tensor) -> torch.Tensor:
-    """``[N, C, h, w]`` -> the mean over each 3x3 neighbourhood, zeros beyond the edges (as ``avg_pool2d(x, 3,
-    stride=1, padding=1)``), as two 1-D sums of shifted slices: a third of the pooling kernel's time."""
+def _cell_sums(seen: torch.Tensor, visible: torch.Tensor, cell: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``seen`` ``[t, h, w, 3]``, ``visible`` ``[t, h, w]`` -> per ``cell`` x ``cell`` px cell (partial at the
+    bottom and right) the sums of the visible colours ``[t, 3, h / cell, w / cell]`` and of visibility
+    ``[t, 1, h / cell, w / cell]``."""
+    t, height, width = visible.shape
+    rows, cols = -(-height // cell), -(-width // cell)
+    planes = _zero_padded((t, 4, rows * cell, cols * cell), (t, 4, height, width))  # colour planes, visibility
+    planes[:, :3, :height, :width].copy_(seen.permute(0, 3, 1, 2))
+    if seen.dtype == torch.uint8:
+        planes[:, :3].div_(255)
+    on = planes[:, 3:, :height, :width]
+    on.copy_(visible.view(torch.uint8)[:, None])
+    planes[:, :3].mul_(planes[:, 3:])
+    # the rows of a cell (a sum over an outer axis: vectorized along the columns), then its columns (a sum of
+    # `cell` neighbours by a matrix product: a reduction over an innermost axis of 4 is slow)
+    sums = planes.view(t, 4, rows, cell, cols * cell).sum(dim=3)
+    sums = (sums.view(-1, cell) @ torch.ones(cell, 1)).view(t, 4, rows, cols)
+    return sums[:, :3], sums[:, 3:]
+
+
+def _columns_upsampled(grid: torch.Tensor, cell: int, width: int) -> torch.Tensor:
+    """``[t, C, h, w]`` values at cell centres -> ``[t, C, h, width]``: linear (half-pixel centres) along the
+    columns at ``cell`` px per cell, cropped to ``width``; the rows stay as they are."""
+    t, c, h, w = grid.shape
+    wide = F.interpolate(grid.reshape(t * c * h, 1, w), size=w * cell, mode="linear", align_corners=False)
+    return wide.view(t, c, h, w * cell)[..., :width]
+
+
+def _zero_padded(shape: tuple, filled: tuple) -> torch.Tensor:
+    """An empty float32 tensor of ``shape`` whose part beyond ``filled`` (the leading part, same rank) is zero."""
+    out = torch.empty(shape)
+    for dim, (size, used) in enumerate(zip(shape, filled)):
+        if used < size:
+            out.narrow(dim, used, size - used).zero_()
+    return out
+
+
+def _sum_3x3(x: torch.Tensor) -> torch.Tensor:
+    """``[..., h, w]`` -> the sum over each 3x3 neighbourhood, zeros beyond the edges: sums of shifted slices."""
     padded = F.pad(x, (1, 1, 1, 1))
     rows = padded[..., :-2, :] + padded[..., 1:-1, :] + padded[..., 2:, :]
-    return (rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]).div_(9)
+    return rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
 
 
-def upsampled_rows(grid: torch.Tensor, cell: int, height: int, width: int):
-    """The bilinear upsampling of ``grid`` ``[t, h, w, C]`` (values at cell centres) to ``[t, h * cell, w * cell,
-    C]``, cropped to ``height`` x ``width``, handed out phase by phase: ``(rows, values)`` with ``rows`` the slice
-    of output rows ``j, j + cell, ...`` and ``values`` ``[t, len(rows), width, C]`` (one buffer, reused: the next
-    item overwrites it). Equal to ``F.interpolate(..., scale_factor=cell, mode="bilinear", align_corners=False)``
-    (tested).
+def upsampled_rows(wide: torch.Tensor, cell: int, height: int):
+    """The first ``height`` rows of the bilinear upsampling of a grid (values at cell centres) by ``cell`` px per
+    cell, from ``wide`` ``[t, C, h + 2, w]``: the grid's rows already at the output's columns
+    (`_columns_upsampled`), with one more row above and below (the first and last repeated at the grid's edges).
+    Handed out phase by phase: ``(rows, values)`` with ``rows`` the slice ``j, j + cell, ...`` and ``values``
+    ``[t, C, len(rows), w]`` (one buffer, reused: the next item overwrites it). Equal to ``F.interpolate(...,
+    scale_factor=cell, mode="bilinear", align_corners=False)`` (tested).
 
-    The rows are interpolated at the cells' resolution (a ``cell``-th of the result), then each phase is one lerp of
-    two whole row sets with a fixed weight: no full-size temporary (on a virtual machine a fresh 1080p buffer costs
-    several passes in page faults alone) and about one write of the result in all."""
-    t, h, w, c = grid.shape
-    padded = torch.cat([grid[:, :1], grid, grid[:, -1:]], dim=1).float()  # a replicated edge row above and below
-    wide = F.interpolate(padded.permute(0, 3, 1, 2), size=(h + 2, w * cell), mode="bilinear", align_corners=False)
-    wide = wide.permute(0, 2, 3, 1)[:, :, :width].contiguous()  # [t, h + 2, width, C]: the same rows (scale 1)
-    buffer = torch.empty(t, h, width, c)
+    Each phase is one lerp of two whole row sets with a fixed weight: no temporary of the result's size."""
+    t, c, _, w = wide.shape
+    buffer = torch.empty(t, c, -(-height // cell), w)
     for j in range(cell):
         count = len(range(j, height, cell))
         if not count:
@@ -178,6 +257,6 @@ def upsampled_rows(grid: torch.Tensor, cell: int, height: int, width: int):
         # and this centre in the first half, this and the next in the second (index 1 of `wide` is cell row 0)
         offset = (j + 0.5) / cell - 0.5
         lo = 1 if offset >= 0 else 0
-        values = buffer[:, :count]
-        torch.lerp(wide[:, lo:lo + count], wide[:, lo + 1:lo + 1 + count], offset + 1 - lo, out=values)
+        values = buffer[:, :, :count]
+        torch.lerp(wide[:, :, lo:lo + count], wide[:, :, lo + 1:lo + 1 + count], offset + 1 - lo, out=values)
         yield slice(j, height, cell), values
