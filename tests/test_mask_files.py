@@ -243,3 +243,48 @@ def test_node_missing_folder_is_reported_once(tmp_path):
     (tmp_path / "file.png").write_bytes(b"")
     with pytest.raises(ValueError, match="is a file, not a folder"):
         node_masks.LoadModalMasks().load(folder=str(tmp_path / "file.png"))
+
+
+def test_a_mask_sequence_decodes_each_file_once_and_reads_it_back_exactly(tmp_path, monkeypatch):
+    """The stages read an object's masks on several passes; the files are decoded on the first only, and every
+    later pass gives the same masks (kept packed)."""
+    import torch
+
+    from diffusion_vas.models.io import mask_files
+
+    save_all(tmp_path, [three_objects(k) * 80 for k in range(4)])
+    folder = read_mask_folder(tmp_path, "labels")
+    decoded = []
+    read = mask_files._MaskImage.read
+    monkeypatch.setattr(mask_files._MaskImage, "read", staticmethod(lambda f: decoded.append(f) or read(f)))
+    sequence = folder.sequence(object_id=160, size=(30, 45))
+    parts = [slice(0, 3), slice(3, 4)]
+    first = list(sequence.read(parts))
+    files_read = len(decoded)
+    second = list(sequence.read(parts))
+    assert len(decoded) == files_read  # nothing decoded again
+    for a, b, part in zip(first, second, parts):
+        assert torch.equal(a, b)
+        assert a.shape == (part.stop - part.start, 30, 45) and a.dtype == torch.bool
+
+
+def test_packed_masks_give_back_clean_and_noisy_masks_exactly():
+    """Clean masks are kept zlib-compressed, noise as packed bits (and the next frames without trying zlib);
+    both come back bit for bit; a mask of the wrong size or type is refused."""
+    import torch
+
+    from diffusion_vas.models.base.packed_masks import RETRY, PackedMasks
+
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.zeros(4, 37, 53, dtype=torch.bool)
+    clean[:, 5:20, 10:40] = True
+    noisy = torch.rand(RETRY + 3, 37, 53, generator=generator) > 0.5
+    kept = PackedMasks((37, 53))
+    kept.put_part(slice(0, 4), clean)
+    kept.put_part(slice(4, 4 + noisy.shape[0]), noisy)
+    assert kept.holds(slice(0, 4 + noisy.shape[0])) and not kept.holds(slice(0, 5 + noisy.shape[0]))
+    assert torch.equal(kept.get_part(slice(0, 4)), clean)
+    assert torch.equal(kept.get_part(slice(4, 4 + noisy.shape[0])), noisy)
+    assert kept.nbytes < clean.numel() // 8 + noisy.numel() // 8 + 8 * noisy.shape[0]
+    with pytest.raises(ValueError, match="bool mask of"):
+        kept.put(0, clean[0].float())

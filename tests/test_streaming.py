@@ -389,3 +389,19 @@ def test_overwrite_rewrites_every_file(tmp_path):
     first, second = run(1), run(2)
     assert (first != second).any()
     np.testing.assert_array_equal(second, run(2))
+
+
+def test_layer_preview_is_grey_outside_the_object_and_the_layer_inside():
+    """The layer's MP4/GIF preview: PREVIEW_GREY where the object is not (its RGB is white there), the layer's
+    colours where it is; computed per pixel as one 32-bit number."""
+    from diffusion_vas.models.shot.run import PREVIEW_GREY, _over_grey
+
+    generator = torch.Generator().manual_seed(2)
+    shape = torch.rand(3, 17, 23, generator=generator) > 0.5
+    layer = (torch.rand(3, 17, 23, 4, generator=generator) * 255).to(torch.uint8)
+    layer[..., :3][~shape] = 255
+    layer[..., 3] = shape.to(torch.uint8) * 255
+    preview = _over_grey(layer, shape)
+    assert preview.shape == layer.shape and preview.dtype == torch.uint8
+    assert torch.equal(preview[..., :3][shape], layer[..., :3][shape])
+    assert preview[..., :3][~shape].eq(PREVIEW_GREY).all()

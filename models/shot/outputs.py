@@ -79,7 +79,7 @@ class PngWriter:
 class Mp4Writer:
     """One H.264 MP4 fed frame by frame, encoded on its own thread, renamed into place by `close`.
 
-    Frames of odd size lose their last row/column (yuv420p needs even sizes); grey frames are shown as grey RGB."""
+    Frames of odd size lose their last row/column (yuv420p needs even sizes); grey frames are shown as grey RGB; RGBA frames are shown without their alpha."""
 
     def __init__(self, path: Path, fps: float, preset: str = MP4_PRESET, crf: int = MP4_CRF, queued: int = 4):
         if not fps > 0:
@@ -122,8 +122,10 @@ class Mp4Writer:
                         stream.pix_fmt = "yuv420p"
                         stream.options = {"crf": str(self.crf), "preset": self.preset}
                     rgb = frame if frame.ndim == 3 else np.repeat(frame[..., None], 3, axis=2)
-                    rgb = np.ascontiguousarray(rgb[: stream.height, : stream.width, :3])
-                    container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+                    # RGBA as it is (the encoder's colour conversion drops the alpha): no copy to RGB first
+                    rgb = np.ascontiguousarray(rgb[: stream.height, : stream.width])
+                    pixels = "rgba" if rgb.shape[-1] == 4 else "rgb24"
+                    container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format=pixels)))
                 if stream is not None:
                     container.mux(stream.encode())
         except BaseException as err:  # handed to the caller by write/close

@@ -394,7 +394,8 @@ class _Runner:
         if any(sink.needs_frames for sink in sinks):
             frames = prefetch(shot.frames.read(self.parts))
         with phase("writing stage 1", shot.count, "frame") as bar:
-            for part, masks, _ in output.finish(shot.modal, self.parts, self.device, probability=False):
+            for part, masks, _ in output.finish(shot.modal, self.parts, self.device, probability=False,
+                                                keep=not s.masks_only):
                 rgb = next(frames) if frames is not None else None
                 if small is not None:
                     for row in range(masks.shape[0]):
@@ -422,16 +423,22 @@ class _Runner:
                   for row in range(output1.soft.shape[0])]
         frames = _Tee(shot.frames)
         rows, t = output2.processed.shape[0], self.parts[0].stop
-        buffers = (torch.empty(rows, t, *shot.size, 3), torch.empty(rows, t, *shot.size, dtype=torch.bool))
+        # the results are composed straight into the RGB of the RGBA arrays the files are written from (uint8): a
+        # new one per part, since the PNG and MP4 writers hold a part's arrays while the next is composed
+        alpha = torch.empty(rows, t, *shot.size, dtype=torch.bool)
+        layers = {}
 
-        def into(part: slice):  # one buffer for every part: the writers have converted a part before the next
-            return buffers[0][:, :part.stop - part.start], buffers[1][:, :part.stop - part.start]
+        def into(part: slice):
+            layers[part.start] = layer = torch.empty(rows, part.stop - part.start, *shot.size, 4, dtype=torch.uint8)
+            return layer[..., :3], alpha[:, :part.stop - part.start]
 
         with phase("writing stage 2", shot.count, "frame") as bar:
-            for part, rgb, alpha in output2.finish(conditions, frames, shot.modal, amodal, self.parts,
-                                                   s.keep_visible_pixels, self.device, into):
+            for part, _, shape in output2.finish(conditions, frames, shot.modal, amodal, self.parts,
+                                                 s.keep_visible_pixels, self.device, into):
+                layer = layers.pop(part.start)
+                torch.mul(shape.view(torch.uint8), 255, out=layer[..., 3])
                 for sink in sinks:
-                    sink.stage2_part(part, rgb, alpha, frames.last)
+                    sink.stage2_part(part, layer, shape, frames.last)
                 bar.update(part.stop - part.start)
             for sink in sinks:
                 sink.close()
@@ -521,26 +528,19 @@ class _ObjectFiles:
             for i, frame in enumerate(frames):
                 self._emit(kind, base, part.start + i, frame)
 
-    def stage2_part(self, part: slice, rgb: torch.Tensor, alpha: torch.Tensor, frames: torch.Tensor) -> None:
-        """One part of stage 2's results (``rgb`` is a reused buffer of this part: scaled to 0..255 in place)."""
+    def stage2_part(self, part: slice, layers: torch.Tensor, alpha: torch.Tensor, frames: torch.Tensor) -> None:
+        """One part of stage 2's results: ``layers`` ``[R, t, H, W, 4]`` uint8 RGBA (the colours, white outside the
+        object, and alpha = the object's full shape ``alpha`` ``[R, t, H, W]`` bool), handed to the writers as
+        they are (a new array per part)."""
         rows = slice(self.n * self.k, (self.n + 1) * self.k)
-        colours, shapes = rgb[rows], alpha[rows]
-        for k in range(self.k):
-            mine = [(kind, base) for kind, base, kk in self.sequences if kk == k]
-            layer = None
-            if any(kind in ("layer", "amodal_rgb") for kind, _ in mine):
-                # (rgb * 255).round() as uint8: the values are whole numbers, so the conversion is exact
-                layer = torch.empty(*shapes[k].shape, 4, dtype=torch.uint8)
-                layer[..., :3].copy_(colours[k].mul_(255).round_())
-                layer[..., 3].copy_(shapes[k]).mul_(255)
-            for kind, base in mine:
+        for k, (layer, shape) in enumerate(zip(layers[rows], alpha[rows])):
+            for kind, base in [(kind, base) for kind, base, kk in self.sequences if kk == k]:
                 if kind == "layer":
-                    preview = layer[..., :3].clone().masked_fill_(~shapes[k][..., None], PREVIEW_GREY)
-                    out, shown = layer.numpy(), preview.numpy()
+                    out, shown = layer.numpy(), _over_grey(layer, shape).numpy()
                 elif kind == "amodal_rgb":
                     out, shown = layer[..., :3].numpy(), None
                 else:  # overlay: alpha is stage 1's full mask (it contains the visible mask), what stage 1 wrote
-                    out, shown = _overlay(frames, shapes[k]), None
+                    out, shown = _overlay(frames, shape), None
                 for i in range(out.shape[0]):
                     self._emit(kind, base, part.start + i, np.ascontiguousarray(out[i]),
                                None if shown is None else shown[i])
@@ -550,6 +550,18 @@ class _ObjectFiles:
         for video in self.videos.values():
             video.close()
         self.videos = {}
+
+
+def _over_grey(layer: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    """The preview of RGBA ``layer`` ``[t, H, W, 4]`` uint8 (white outside ``shape``): `PREVIEW_GREY` outside
+    ``shape`` ``[t, H, W]``, as RGBA ``[t, H, W, 4]`` (the writers ignore the alpha). Computed a pixel at a time
+    as one 32-bit number, by arithmetic: a mask broadcast over the 3 colours is not vectorized and costs ten times
+    as much. Outside the shape the pixel is white, so subtracting (white - grey) there gives grey exactly."""
+    pixels = layer.contiguous().view(torch.int32)[..., 0]  # R, G, B, A in one number (either byte order)
+    white, grey = (torch.tensor([[value] * 3 + [0]], dtype=torch.uint8).view(torch.int32)
+                   for value in (255, PREVIEW_GREY))
+    outside = (~shape).view(torch.uint8).to(torch.int32)  # 0/1
+    return torch.sub(pixels, outside.mul_(int(white - grey))).view(torch.uint8).view(*layer.shape)
 
 
 def _mask_u8_tensor(mask: torch.Tensor) -> torch.Tensor:
