@@ -160,7 +160,8 @@ def preprocess(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     training and evaluation code pass BGR (so the network sees RGB), while their demo passes RGB (so the network
     sees BGR by mistake). We follow training.
     """
-    x = frames.permute(0, 3, 1, 2).float()
+    # contiguous planes: PyTorch's bicubic resize of a channels-last view is 1.6x slower (same values)
+    x = frames.permute(0, 3, 1, 2).float().contiguous()
     if frames.dtype == torch.uint8:
         x = x / 255.0
     x = F.interpolate(x, size, mode="bicubic", align_corners=False)

@@ -46,12 +46,17 @@ def save_png(path: Path, frame: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def png_workers() -> int:
+    """Threads a `PngWriter` encodes on: one per core, at most 4."""
+    return min(4, os.cpu_count() or 1)
+
+
 class PngWriter:
     """PNG frames on a thread pool, at most ``queued`` frames in flight (memory stays flat); `close` waits for
     all and raises a worker's error."""
 
     def __init__(self, workers: int | None = None, queued: int = 8):
-        self.pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1),
+        self.pool = ThreadPoolExecutor(max_workers=workers or png_workers(),
                                        thread_name_prefix="png")
         self.slots = threading.BoundedSemaphore(queued)
         self.futures: list[Future] = []

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .outputs import GifWriter, Mp4Writer, PngWriter, remove_partial_files
+from .outputs import GifWriter, Mp4Writer, PngWriter, png_workers, remove_partial_files
 from .progress import phase
 from .workdir import WorkFolder, fingerprint_files, fingerprint_tree
 from ..depth.estimator import INPUT_SIZE, load_depth_model
@@ -51,6 +51,7 @@ from ..stages.chunking import chunks
 from ..stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from ..stages.region import DEFAULT_CONTEXT, DEFAULT_REGION, REGIONS, Box
 from ..stages.run import sample_stage1, sample_stage2
+from ..stages.threads import torch_threads
 from ..stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
 
 logger = logging.getLogger("diffusion_vas")
@@ -393,7 +394,7 @@ class _Runner:
         frames = None
         if any(sink.needs_frames for sink in sinks):
             frames = prefetch(shot.frames.read(self.parts))
-        with phase("writing stage 1", shot.count, "frame") as bar:
+        with phase("writing stage 1", shot.count, "frame") as bar, torch_threads(_writing_threads()):
             for part, masks, _ in output.finish(shot.modal, self.parts, self.device, probability=False,
                                                 keep=not s.masks_only):
                 rgb = next(frames) if frames is not None else None
@@ -432,7 +433,7 @@ class _Runner:
             layers[part.start] = layer = torch.empty(rows, part.stop - part.start, *shot.size, 4, dtype=torch.uint8)
             return layer[..., :3], alpha[:, :part.stop - part.start]
 
-        with phase("writing stage 2", shot.count, "frame") as bar:
+        with phase("writing stage 2", shot.count, "frame") as bar, torch_threads(_writing_threads()):
             for part, _, shape in output2.finish(conditions, frames, shot.modal, amodal, self.parts,
                                                  s.keep_visible_pixels, self.device, into):
                 layer = layers.pop(part.start)
@@ -443,6 +444,11 @@ class _Runner:
             for sink in sinks:
                 sink.close()
                 work.mark(f"stage2_obj{shot.ids[sink.n]}")
+
+
+def _writing_threads() -> int:
+    """Torch's threads while the files are written: the cores the PNG writer's threads leave (at least one)."""
+    return max(1, torch.get_num_threads() - png_workers())
 
 
 def _writes_masks(s: ShotSettings) -> bool:

@@ -180,7 +180,8 @@ class Stage2Output:
 
         ``into(part)`` may give the ``(rgb, alpha)`` tensors to fill (views of whole-clip results, or buffers the
         consumer reuses once it has read a part): a fresh 1080p part is 50 MB, and on a fresh allocation the page
-        faults cost several passes over it. By default every part is new."""
+        faults cost several passes over it. Its ``rgb`` may be uint8 (0..255, rounded; e.g. the RGB of an RGBA
+        buffer a file is written from): a float copy is then never made. By default every part is new float32."""
         n, k, m = conditions.objects, self.samples, conditions.hypotheses
         height, width = modal[0].size
         full = frame_box((height, width))
@@ -216,14 +217,17 @@ class Stage2Output:
                 torch.bitwise_or(shape, seen, out=alpha[row])
                 render = upsample_u8(self.processed[row, part], box.size, device)
                 target = out[row]
-                crop = target if box == full else torch.empty(*render.shape[:-1], 3)
+                crop = target if box == full else torch.empty(*render.shape[:-1], 3, dtype=target.dtype)
                 if keep_visible_pixels:
                     compose_chunk(crop, render, box.crop(rgb, spatial="channels_last"), box.crop(seen),
                                   box.crop(shape), gains[row][part])
+                elif crop.dtype == torch.uint8:
+                    crop.copy_(render)
                 else:
                     crop.copy_(render).div_(255)
                 if box != full:
-                    box.paste(crop, target.fill_(1.0), spatial="channels_last")
+                    box.paste(crop, target.fill_(255 if target.dtype == torch.uint8 else 1.0),
+                              spatial="channels_last")
             yield part, out, alpha
 
 
