@@ -26,7 +26,8 @@ def add_benchmark_parser(commands) -> None:
     """Adds ``benchmark run|score`` to the CLI's subcommands; the handler is stored as ``args.handler``."""
     from .models.evaluation.benchmark import DATASETS
     from .models.evaluation.benchmark_scoring import DEFAULT_BUCKETS
-    from .models.host import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, PRECISIONS
+    from .models.io.catalog import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL
+    from .models.host import PRECISIONS
 
     bench = commands.add_parser("benchmark", help="predict and score real datasets (SAIL-VOS-2D, TAO-Amodal, MOVi)",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,7 +82,8 @@ def run_command(args: argparse.Namespace) -> None:
     from .models import load_pipeline
     from .models.depth.estimator import load_depth_model
     from .models.evaluation.benchmark import open_dataset, run_benchmark, settings_for
-    from .models.host import resolve_checkpoint, resolve_depth_model, resolve_device, resolve_dtype
+    from .models.io.catalog import resolve_checkpoint, resolve_depth_model
+    from .models.host import resolve_device, resolve_dtype
     from .models.stages.run import SamplingOptions
 
     settings = settings_for(args.dataset)

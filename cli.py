@@ -25,8 +25,10 @@ from .models.stages.conditions import AMODAL_SUM_THRESHOLD
 from .models.stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from .models.stages.region import DEFAULT_REGION, REGIONS
 from .models.stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
+from .models.base.errors import PackError
 from .models.host.allocator import tune_for_long_runs
-from .models.host import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH_MODELS, PRECISIONS
+from .models.io.catalog import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH_MODELS
+from .models.host import PRECISIONS
 from .models.io.mask_files import MASK_FORMATS
 from .models.io.media import pyav_available
 from .models.shot import DEFAULT_WRITE, WRITE_CHOICES, ShotSettings, run_shot
@@ -49,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             args.frames, args.masks, args.object_ids = EXAMPLE / "rgb", EXAMPLE / "modal", None
             args.mask_format = "auto"
         getattr(args, "handler", run)(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError, PackError) as err:  # an input or model problem, explained: one line
         print(f"diffusion-vas: error: {err}", file=sys.stderr)
-        return 1
+        return 1  # anything else (a bug, PyTorch's own errors) shows its traceback
     return 0
 
 

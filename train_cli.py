@@ -95,12 +95,12 @@ def run_train(args: argparse.Namespace) -> None:
     length = {"epochs": args.epochs} if args.epochs is not None else {}
     base = args.base
     if not Path(base).expanduser().is_dir():
-        from .models.host import resolve_checkpoint
+        from .models.io.catalog import resolve_checkpoint
 
         base = str(resolve_checkpoint(base))
     depth_model = args.depth_model
     if depth_model and not Path(depth_model).expanduser().exists():
-        from .models.host import resolve_depth_model
+        from .models.io.catalog import resolve_depth_model
 
         depth_model = str(resolve_depth_model(depth_model))
     config = TrainingConfig(

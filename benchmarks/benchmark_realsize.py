@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_speed import PeakMemory, _table  # noqa: E402
 
 from diffusion_vas.models.engine.options import parse_size  # noqa: E402
-from diffusion_vas.models.engine.realsize import DEPTH_FOLDER, STAGE_FOLDERS  # noqa: E402
+from diffusion_vas.models.realsize import DEPTH_FOLDER, STAGE_FOLDERS  # noqa: E402
 
 logger = logging.getLogger("benchmark_realsize")
 REPO = Path(__file__).resolve().parents[1]

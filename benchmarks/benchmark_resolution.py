@@ -16,9 +16,11 @@ The model's share is the same call on a small copy of the clip (135x240): the mo
 whatever the input size, so ``(time at full size - time on the small copy) / frames`` is the pack's own cost per
 frame (conditions, upscaling, compositing, checks), printed beside its target (`TARGETS`, s/frame at 1080p).
 Every call runs ``--repeats`` times as a pair, on the small copy and at full size right after (so both see the
-machine in the same state), and the median pair by its difference is shown. Peak extra RSS is the highest resident
-memory during the call above the resident memory before it (sampled every 2 ms; the highest of the runs), shown
-against the bytes of the call's inputs.
+machine in the same state), and the median pair by its difference is shown. Peak extra memory is the most memory
+in use during the call above what was in use before it (the C allocator's count where it gives one, else the RSS;
+sampled every 2 ms; the highest of the runs), shown against the bytes of the call's inputs. ``--allocator keep``
+(default) keeps freed memory in the process, so the times measure the pack's work rather than this virtual
+machine's cost of taking pages back and handing them out again (see `models/host/allocator.py`).
 
 Quality (``--quality``): synthetic clips rendered at the input size, one with small and one with large objects,
 through the stage functions with an `OracleSampler` (the ground truth at the processing size behind the
@@ -33,6 +35,8 @@ boundary F-score (1 px tolerance) at the input size for ``smooth`` vs ``referenc
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import logging
 import os
 import threading
@@ -64,11 +68,38 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _allocated_counter():
+    """``() -> bytes`` the C allocator has handed out and not taken back (glibc's ``mallinfo2``: heap in use plus
+    mmapped blocks), or None where there is no such call. Unlike the RSS it does not count freed memory the
+    process keeps (`--allocator keep`), so the figure means the same with either allocator setting."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallinfo2 = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+
+    def allocated() -> int:
+        info = mallinfo2()
+        return info.uordblks + info.hblkhd
+    return allocated
+
+
+ALLOCATED = _allocated_counter()
+
+
 class PeakRSS:
-    """Highest RSS while the block runs, sampled every 2 ms by a thread; ``extra`` is above the RSS at entry."""
+    """Highest memory in use while the block runs, sampled every 2 ms by a thread; ``extra`` is above the value at
+    entry. Memory in use is what the C allocator has handed out (`ALLOCATED`) where it can tell, else the RSS."""
 
     def __enter__(self):
-        self.start = self.peak = rss_bytes()
+        self.measure = ALLOCATED or rss_bytes
+        self.start = self.peak = self.measure()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -76,13 +107,13 @@ class PeakRSS:
 
     def _watch(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes())
+            self.peak = max(self.peak, self.measure())
             time.sleep(0.002)
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_bytes())
+        self.peak = max(self.peak, self.measure())
         self.extra = self.peak - self.start
 
 
@@ -180,7 +211,7 @@ def measure_speed(args) -> list[dict]:
                         call()
                         seconds = time.perf_counter() - start
                     pair.append((seconds, memory.extra, nbytes(*held())))
-                    logger.info("%s, %s masks, at %s (run %d): %.2f s, peak extra RSS %.2f GiB", name, kind,
+                    logger.info("%s, %s masks, at %s (run %d): %.2f s, peak extra memory %.2f GiB", name, kind,
                                 tuple(clips[label]["images"].shape[1:3]), repeat + 1, seconds, memory.extra / 2 ** 30)
                 runs.setdefault(full[0], []).append(pair)
         for name, pairs in runs.items():
@@ -222,7 +253,7 @@ def measure_quality(args) -> list[dict]:
     from diffusion_vas.models.evaluation.oracle import OracleSampler, oracle_mask_frames, oracle_rgb_frames
     from diffusion_vas.models.evaluation.synthetic import SyntheticSpec, generate_clip
     from diffusion_vas.models.stages import stage1
-    from diffusion_vas.models.stages.sequences import tensor_masks
+    from diffusion_vas.models.base.sequences import tensor_masks
 
     rows = []
     height, width = args.size
@@ -279,6 +310,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="quality: how far objects move over the clip (SyntheticSpec.motion; 0.1: a short shot)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--allocator", choices=("keep", "default"), default="keep",
+                        help="keep: freed memory stays in the process, so the figures measure the pack's work and "
+                             "not the machine's cost of handing pages back and forth (see models/host/allocator.py); "
+                             "default: the C library's own settings (default: %(default)s)")
     parser.add_argument("--speed", action="store_true", help="only the speed and memory part")
     parser.add_argument("--quality", action="store_true", help="only the quality part")
     args = parser.parse_args(argv)
@@ -289,9 +324,13 @@ def main(argv: list[str] | None = None) -> None:
         args.size = (2160, 3840)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.allocator == "keep":
+        from diffusion_vas.models.host.allocator import tune_for_long_runs
+
+        tune_for_long_runs(keep_everything=True)
     both = not (args.speed or args.quality)
     load = os.getloadavg()
-    print(f"input {args.size[0]}x{args.size[1]}, torch threads {torch.get_num_threads()}, "
+    print(f"input {args.size[0]}x{args.size[1]}, torch threads {torch.get_num_threads()}, allocator {args.allocator}, "
           f"load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
     if args.speed or both:
         rows = measure_speed(args)
@@ -299,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
               f"median of {args.repeats} pairs of runs")
         target = "target s/frame" + (" (1080p)" if args.size != (1080, 1920) else "")
         print_table(["masks", "node call", "total s", "model's share s (small copy)", "pack's own s/frame", target,
-                     "within", "peak extra RSS", "inputs", "ratio"],
+                     "within", "peak extra memory", "inputs", "ratio"],
                     [[r["masks"], r["call"], f"{r['seconds']:.2f}", f"{r['model']:.2f}", f"{r['own']:.3f}",
                       f"{TARGETS[r['call']]:.2f}", "yes" if r["own"] <= TARGETS[r["call"]] else "NO",
                       f"{r['extra'] / 2 ** 30:.2f} GiB", f"{r['inputs'] / 2 ** 30:.2f} GiB",

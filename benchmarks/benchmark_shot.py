@@ -154,7 +154,7 @@ def io_floor(video: Path, out: Path, every: int, files: list[tuple[Path, np.ndar
     with the run's own readers and writers (PyAV decoding, the PNG thread pool, libx264 at the run's preset)."""
     from diffusion_vas.models.io.frame_source import VideoFrames
     from diffusion_vas.models.shot.outputs import Mp4Writer, PngWriter
-    from diffusion_vas.models.stages.chunking import chunks
+    from diffusion_vas.models.base.chunking import chunks
 
     if target.exists():
         shutil.rmtree(target)

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from diffusion_vas.models.engine.options import parse_size as size_arg
-from diffusion_vas.models.engine.realsize import REAL
+from diffusion_vas.models.realsize import REAL
 
 logger = logging.getLogger("benchmark_speed")
 
@@ -150,7 +150,7 @@ def checkpoints(stage1, stage2, lengths, steps, size, device, dtype, repeats) ->
 
 
 def real_size(lengths, steps, size, device, dtype, repeats) -> None:
-    from diffusion_vas.models.engine.realsize import build_unet
+    from diffusion_vas.models.realsize import build_unet
 
     flop_scale = (size[0] * size[1]) / (256 * 512)
     if device.type != "cuda":

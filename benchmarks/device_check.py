@@ -23,7 +23,7 @@ before ``--deadline`` is reported as skipped instead of started:
 5. **torch.compile**: the stages with the UNet compiled: the first call (compiling) and a second one, and the
    largest difference from the eager run of step 1; bf16 right after step 1, fp16 last.
 
-``--cpu --small``: the SMALL architecture of `models.engine.realsize` on the CPU, 4 frames at 64x128 (128x256 for
+``--cpu --small``: the SMALL architecture of `models.realsize` on the CPU, 4 frames at 64x128 (128x256 for
 step 4), 2 steps, a 270x480 "HD" clip, no VRAM cap (the CPU has none; the nodes run as in step 2), the
 ``aot_eager`` compile backend, and step 5 for the first precision only (the fp16 one is the same call, and fp16
 kernels are slow on a CPU). The figures mean nothing there; the run proves every step works.
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_speed import TFLOP_PER_FORWARD, _table  # noqa: E402
 
 from diffusion_vas.models import SamplingOptions, complete_content, load_pipeline, predict_amodal_masks  # noqa: E402
-from diffusion_vas.models.engine.realsize import ARCHITECTURES, STAGE_FOLDERS  # noqa: E402
+from diffusion_vas.models.realsize import ARCHITECTURES, STAGE_FOLDERS  # noqa: E402
 
 logger = logging.getLogger("device_check")
 GIB = 2**30
@@ -144,7 +144,7 @@ class Flops:
         if key not in self._counted:
             from torch.utils.flop_counter import FlopCounterMode
 
-            from diffusion_vas.models.engine.realsize import build_unet
+            from diffusion_vas.models.realsize import build_unet
 
             unet = build_unet(self.architecture.unet, 0, "meta").eval()
             h, w = size[0] // 8, size[1] // 8

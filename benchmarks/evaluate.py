@@ -1,8 +1,10 @@
 """Scores amodal masks (and completions) on a benchmark with ground truth: Diffusion-VAS against model-free
-baselines, by the paper's protocol and by the strict one (see models/metrics.py and models/evaluate.py).
+baselines, by the paper's protocol and by the strict one (see models/evaluation/metrics.py and
+models/evaluation/evaluate.py).
 
 The benchmark is generated on the fly (synthetic clips, deterministic by seed) or read from a folder in the
-layout of models/synthetic.py (one clip folder, or a folder of clip folders; stage 1 needs depth/ in each).
+layout of models/evaluation/synthetic.py (one clip folder, or a folder of clip folders; stage 1 needs depth/ in
+each).
 
     python benchmarks/evaluate.py --stage1 checkpoints/diffusion-vas-amodal-segmentation --count 8
     python benchmarks/evaluate.py --stage1 ../shared/parity/tiny-amodal-segmentation \

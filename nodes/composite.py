@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.editing.composite import MODES, composite_edit, composite_masks, composite_stream, shot_background
-from ..models.stages.sequences import TensorFrames
+from ..models.base.sequences import TensorFrames
 from .adapters import unstack_objects
 from .video import (DEFAULT_VIDEO_FPS, FrameVideo, Rendered, frame_rate, frame_sequence, frames_video, is_video,
                     to_float, to_uint8)

@@ -12,11 +12,10 @@ import torch.nn.functional as F
 from ..models.depth.estimator import (
     INPUT_SIZE, NORMALIZATIONS, PATCH_SIZE, DepthEstimator, load_depth_model, normalize_depth,
 )
-from ..models.host import (
-    DEFAULT_DEPTH_MODEL, DEPTH, PRECISIONS, available_models, get_host, resolve_depth_model, resolve_dtype,
-)
+from ..models.io.catalog import DEFAULT_DEPTH_MODEL, DEPTH, available_models, resolve_depth_model
+from ..models.host import PRECISIONS, get_host, resolve_dtype
 from ..models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM, DepthFromFrames, predict_depth
-from ..models.stages.chunking import chunks
+from ..models.base.chunking import chunks
 from ..models.engine.options import DEFAULT_SIZE
 from .adapters import depth_image_frames
 from .comfy_bridge import ManagedModels

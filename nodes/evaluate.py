@@ -6,10 +6,8 @@ object (object 0's frames 0..T-1, then object 1's, ...); ``objects`` says how ma
 
 from __future__ import annotations
 
-import math
-
-from ..models.evaluation.metrics import (completion_metrics, completion_top_k, paper_protocol, strict_protocol,
-                                         top_k_scores)
+from ..models.evaluation.metrics import (completion_metrics, completion_top_k, number, paper_protocol, percent,
+                                         strict_protocol, top_k_scores)
 from ..models.stages.hypotheses import select
 
 _STACKING = "For several objects, stack N*T frames object by object and set objects to N."
@@ -66,15 +64,16 @@ class EvaluateAmodal:
         lines = [
             f"{objects} object(s), {paper['frames']} frames: {strict['frames_occluded']} occluded "
             f"({strict['frames_partial']} partly, {strict['frames_full']} fully)",
-            f"paper:  mIoU {_pct(paper['miou'])}  mIoU_occ {_pct(paper['miou_occ'])}  "
+            f"paper:  mIoU {percent(paper['miou'], '%')}  mIoU_occ {percent(paper['miou_occ'], '%')}  "
             f"(occluded IoU over {paper['frames_occ_scored']} frames; {paper['frames_occ_missed']} missed frames "
             f"dropped)",
-            f"strict: mIoU {_pct(strict['miou'])}  mIoU_occ {_pct(strict['miou_occ'])}  partly occ "
-            f"{_pct(strict['miou_occ_partial'])}  fully occ {_pct(strict['miou_occ_full'])}  miss rate "
-            f"{_pct(strict['miss_rate_occ'])}",
+            f"strict: mIoU {percent(strict['miou'], '%')}  mIoU_occ {percent(strict['miou_occ'], '%')}  partly occ "
+            f"{percent(strict['miou_occ_partial'], '%')}  fully occ {percent(strict['miou_occ_full'], '%')}  miss rate "
+            f"{percent(strict['miss_rate_occ'], '%')}",
         ]
         for k, clip in enumerate(strict["per_clip"]):
-            lines.append(f"  object {k + 1}: mIoU {_pct(clip['miou'])}  mIoU_occ {_pct(clip['miou_occ'])}  "
+            lines.append(f"  object {k + 1}: mIoU {percent(clip['miou'], '%')}  "
+                         f"mIoU_occ {percent(clip['miou_occ'], '%')}  "
                          f"({clip['frames_occluded']}/{clip['frames']} frames occluded)")
         if samples > 1:
             lines[1:1] = [f"Top-1 (sample 0 of {samples}):"]
@@ -86,14 +85,14 @@ class EvaluateAmodal:
             scores = completion_metrics(_split(amodal_rgb, objects, "amodal_rgb"),
                                         _split(true_amodal_rgb, objects, "true_amodal_rgb"), hidden)
             lines.append(f"completion in the hidden part{' (Top-1, sample 0)' if all_rgb is not None else ''}: "
-                         f"PSNR {_num(scores['psnr'], 2)} dB  SSIM {_num(scores['ssim'], 4)}  "
+                         f"PSNR {number(scores['psnr'], 2)} dB  SSIM {number(scores['ssim'], 4)}  "
                          f"({scores['frames']} frames)")
             if all_rgb is not None:
                 stacks = [c.reshape(samples, -1, *c.shape[1:]) for c in _split(all_rgb, objects, "amodal_rgb")]
                 best = completion_top_k(stacks, _split(true_amodal_rgb, objects, "true_amodal_rgb"),
                                         hidden)["oracle"]
                 lines.append(f"completion oracle Top-{samples} (PSNR and SSIM each the best of {samples} samples "
-                             f"per object): PSNR {_num(best['psnr'], 2)} dB  SSIM {_num(best['ssim'], 4)}")
+                             f"per object): PSNR {number(best['psnr'], 2)} dB  SSIM {number(best['ssim'], 4)}")
         report = "\n".join(lines)
         return {"ui": {"text": [report]}, "result": (report,)}
 
@@ -105,9 +104,9 @@ def _oracle_lines(per_object: list, amodal: list, modal: list, samples: int) -> 
     paper, strict = oracle["paper"], oracle["strict"]
     return [
         f"oracle Top-{samples} (best of {samples} samples per object, chosen with the ground truth):",
-        f"paper:  mIoU {_pct(paper['miou'])}  mIoU_occ {_pct(paper['miou_occ'])}",
-        f"strict: mIoU {_pct(strict['miou'])}  mIoU_occ {_pct(strict['miou_occ'])}  partly occ "
-        f"{_pct(strict['miou_occ_partial'])}  fully occ {_pct(strict['miou_occ_full'])}",
+        f"paper:  mIoU {percent(paper['miou'], '%')}  mIoU_occ {percent(paper['miou_occ'], '%')}",
+        f"strict: mIoU {percent(strict['miou'], '%')}  mIoU_occ {percent(strict['miou_occ'], '%')}  partly occ "
+        f"{percent(strict['miou_occ_partial'], '%')}  fully occ {percent(strict['miou_occ_full'], '%')}",
         "  chosen samples (strict mIoU_occ): " + ", ".join(
             f"object {k + 1}: {j}" for k, j in enumerate(strict["choice"]["miou_occ"])),
     ]
@@ -124,14 +123,6 @@ def _split(batch, objects: int, name: str) -> list:
     if batch.shape[0] % objects:
         raise ValueError(f"{name} has {batch.shape[0]} frames, not a multiple of objects={objects}. {_STACKING}")
     return list(batch.reshape(objects, batch.shape[0] // objects, *batch.shape[1:]))
-
-
-def _pct(value: float) -> str:
-    return "-" if math.isnan(value) else f"{100 * value:.1f}%"
-
-
-def _num(value: float, digits: int) -> str:
-    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 NODE_CLASS_MAPPINGS = {"EvaluateAmodal": EvaluateAmodal}

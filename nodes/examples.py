@@ -16,7 +16,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from ..models.io.media import read_frames, write_animation
+from ..models.io.frame_source import read_frames
+from ..models.io.media import write_animation
 from ..models.host import get_host
 
 logger = logging.getLogger(__name__)

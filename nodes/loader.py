@@ -19,10 +19,10 @@ import torch
 from ..models import DEFAULT_SIZE, DiffusionVASPipeline, SamplingOptions, load_pipeline
 from ..models.engine.runtime import sampling_bytes
 from ..models.engine.unet import DEFAULT_COMPILE
-from ..models.host import (
-    AMODAL_SEGMENTATION, CONTENT_COMPLETION, DIFFUSION_VAS, PRECISIONS, available_models, get_host, is_checkpoint,
-    resolve_checkpoint, resolve_dtype,
+from ..models.io.catalog import (
+    AMODAL_SEGMENTATION, CONTENT_COMPLETION, DIFFUSION_VAS, available_models, is_checkpoint, resolve_checkpoint,
 )
+from ..models.host import PRECISIONS, get_host, resolve_dtype
 from .comfy_bridge import ManagedModels
 
 logger = logging.getLogger(__name__)

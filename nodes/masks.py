@@ -19,7 +19,7 @@ import torch
 from ..models.io.frame_source import VideoFrames
 from ..models.io.mask_files import MASK_FORMATS, read_mask_files, read_mask_folder
 from ..models.io.media import image_files
-from ..models.stages.chunking import chunks, to_float
+from ..models.base.chunking import chunks, to_float
 from ..models.stages.conditions import resize_masks_nearest
 from ..models.host import get_host
 from .examples import example_folder, install_examples

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.host import AMODAL_SEGMENTATION, CONTENT_COMPLETION
+from ..models.io.catalog import AMODAL_SEGMENTATION, CONTENT_COMPLETION
 from .names import display_name
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import math
 import torch
 
 from ..models import SamplingOptions, complete_content_stream, predict_amodal_masks
-from ..models.stages.chunking import chunks
+from ..models.base.chunking import chunks
 from ..models.host import get_host
 from ..models.stages.conditions import AMODAL_SUM_THRESHOLD
 from ..models.stages.hypotheses import agreement, completion_samples, consensus, hypotheses_per_object

@@ -23,9 +23,8 @@ import torch
 
 from ..models.io.frame_source import VideoFrames
 from ..models.shot.outputs import MP4_CRF, MP4_PRESET
-from ..models.stages.chunking import to_float
 from ..models.stages.conditions import to_uint8
-from ..models.stages.chunking import chunks
+from ..models.base.chunking import chunks
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +153,7 @@ def over_white(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         return to_uint8(rgb[0])
     out = torch.ones(rgb.shape[1:])
     for colours, shape in zip(rgb, alpha):
-        out.lerp_(colours.float(), to_float(shape).unsqueeze(-1))
+        out.lerp_(colours.float(), shape.unsqueeze(-1).float())
     return to_uint8(out)
 
 

@@ -107,3 +107,24 @@ def test_module_entry_point_shows_help():
             "runpy.run_module('diffusion_vas', run_name='__main__')") % str(REPO / "tests")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "demo" in result.stdout
+
+
+def test_explained_problems_are_one_line_and_anything_else_shows_its_traceback(tmp_path, monkeypatch, capsys):
+    """The error policy: an input problem (ValueError) or one the pack explains (PackError, e.g. a corrupt
+    checkpoint) is one line and exit code 1; any other exception (a bug, PyTorch's own RuntimeError) propagates
+    with its traceback."""
+    import diffusion_vas.cli as cli
+    from diffusion_vas.models.base.errors import PackError
+
+    def failing(error):
+        def run(args):
+            raise error
+        return run
+
+    for error in (ValueError("--size 7x9: use multiples of 64"), PackError("checkpoint x is corrupt; re-download")):
+        monkeypatch.setattr(cli, "run", failing(error))
+        assert main(["run", "--frames", str(tmp_path), "--masks", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+        assert capsys.readouterr().err.strip() == f"diffusion-vas: error: {error}"
+    monkeypatch.setattr(cli, "run", failing(RuntimeError("CUDA error: an illegal memory access")))
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        main(["run", "--frames", str(tmp_path), "--masks", str(tmp_path), "--out", str(tmp_path / "o")])

@@ -12,7 +12,8 @@ from PIL import Image
 
 from diffusion_vas.cli import EXAMPLE, main
 from diffusion_vas.models.io.mask_files import voc_palette
-from diffusion_vas.models.io.media import frame_rate, read_frames, write_animation
+from diffusion_vas.models.io.frame_source import read_frames
+from diffusion_vas.models.io.media import frame_rate, write_animation
 from conftest import TINY as MODELS
 
 FRAMES = 6

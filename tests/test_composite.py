@@ -316,7 +316,7 @@ def test_masks_outside_0_1_act_as_clamped(mode):
 
 
 def test_dilate_is_the_square_maximum():
-    from diffusion_vas.models.stages.chunking import dilate
+    from diffusion_vas.models.base.chunking import dilate
 
     masks = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(2)) > 0.9
     for radius in (0, 1, 4, 30):
@@ -330,7 +330,7 @@ def test_outline_growth_equals_dilate_at_every_width():
     """The outline grows the uncovered pixels by shifted ORs (fast for its few pixels); the same pixels as
     `dilate`, on fragmented masks too, and `dilate` itself past `OUTLINE_SHIFTS`."""
     from diffusion_vas.models.editing import composite
-    from diffusion_vas.models.stages.chunking import dilate
+    from diffusion_vas.models.base.chunking import dilate
 
     masks = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(5)) > 0.7
     for width in (0, 1, 2, 5, composite.OUTLINE_SHIFTS, composite.OUTLINE_SHIFTS + 1):

@@ -248,7 +248,7 @@ def test_hf_names_download_on_first_use(tmp_path, monkeypatch, frames):
 def test_failed_or_incomplete_downloads_are_reported(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from diffusion_vas.models.host import DEPTH, resolve_depth_model
+    from diffusion_vas.models.io.catalog import DEPTH, resolve_depth_model
 
     monkeypatch.setenv("DIFFUSION_VAS_MODELS_DIR", str(tmp_path))
 

@@ -20,7 +20,7 @@ TOL = 1e-4
 @pytest.fixture(scope="module")
 def conditions():
     """Stage-1 conditions ``[25, 3, 64, 128]`` of the shipped example clip (no ../shared needed)."""
-    from diffusion_vas.models.io.media import read_frames
+    from diffusion_vas.models.io.frame_source import read_frames
     from diffusion_vas.models.stages import conditions as C
 
     modal = read_frames(REPO / "example_clips" / "synthetic_occlusion" / "modal")[..., 0]

@@ -16,7 +16,8 @@ from diffusion_vas.models.depth.estimator import load_depth_model, normalize_dep
 from diffusion_vas.models.depth.resolution import depth_of_frames
 from diffusion_vas.models.editing.composite import MODES
 from diffusion_vas.models.io.frame_source import VideoFrames
-from diffusion_vas.models.io.media import read_frames, write_animation
+from diffusion_vas.models.io.frame_source import read_frames
+from diffusion_vas.models.io.media import write_animation
 from diffusion_vas.nodes import composite, depth, loader, masks, stages, video
 
 EXAMPLE = REPO / "example_clips" / "synthetic_occlusion"

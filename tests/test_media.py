@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffusion_vas.models.io.media import frame_rate, output_frame_rate, read_frames, write_animation, write_png_frames
+from diffusion_vas.models.io.frame_source import read_frames
+from diffusion_vas.models.io.media import frame_rate, output_frame_rate, write_animation, write_png_frames
 
 
 def test_output_videos_keep_the_source_rate_divided_by_every(tmp_path):

@@ -79,7 +79,7 @@ def case_inputs():
         case = load_file(str(PARITY / "case.safetensors"))
         images, modal, depth = case["input/rgb_u8"], case["input/modal_mask_u8"], case["input/depth_raw"]
     else:
-        from diffusion_vas.models.io.media import read_frames
+        from diffusion_vas.models.io.frame_source import read_frames
         from diffusion_vas.models.stages.conditions import pil_resize
 
         clip = REPO / "example_clips" / "synthetic_occlusion"

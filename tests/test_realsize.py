@@ -1,4 +1,4 @@
-"""Random-weight checkpoints in the published layouts (`models.engine.realsize`, tools/build_realsize_checkpoints.py):
+"""Random-weight checkpoints in the published layouts (`models.realsize`, tools/build_realsize_checkpoints.py):
 the real sizes against the published files, and the builder at test sizes (it loads, is deterministic, fp16 files
 are the float32 ones rounded)."""
 
@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from conftest import REPO
 from diffusion_vas.models import load_pipeline
 from diffusion_vas.models.depth.estimator import load_depth_model
-from diffusion_vas.models.engine import realsize as R
+from diffusion_vas.models import realsize as R
 
 # Sizes of the published files (Hugging Face listings): SVD-XT's unet/vae/image_encoder *.fp16.safetensors, which the
 # Diffusion-VAS checkpoints keep, and Depth-Anything-V2-Large-hf's float32 model.safetensors.

@@ -13,8 +13,8 @@ from diffusion_vas.models import complete_content, predict_amodal_masks
 from diffusion_vas.models.evaluation.oracle import OracleSampler, oracle_mask_frames, oracle_rgb_frames
 from diffusion_vas.models.stages import conditions as C
 from diffusion_vas.models.stages import stage1, stage2
-from diffusion_vas.models.stages.sequences import TensorDepth, TensorFrames, tensor_masks
-from diffusion_vas.models.stages.chunking import MaskFormat
+from diffusion_vas.models.base.sequences import TensorDepth, TensorFrames, tensor_masks
+from diffusion_vas.models.base.chunking import MaskFormat
 from diffusion_vas.models.stages.content_blend import (_columns_upsampled, colour_gains, compose_chunk,
                                                        upsampled_rows)
 from diffusion_vas.models.stages.region import Box, object_box
@@ -280,7 +280,7 @@ def test_grey_depth_image_is_used_as_a_view_and_colour_depth_as_the_channel_mean
 def test_float32_masks_are_read_with_the_reference_rule_by_one_comparison():
     """``x >= FLOAT32_ON`` decides exactly what the reference's ``round(x * 255) > 128`` decides: every float32
     within 2^16 ulps of the cutoff, the 8-bit levels, and values outside 0..1."""
-    from diffusion_vas.models.stages.chunking import FLOAT32_ON
+    from diffusion_vas.models.base.chunking import FLOAT32_ON
 
     cutoff = torch.tensor([FLOAT32_ON]).view(torch.int32)
     near = (cutoff + torch.arange(-65536, 65536, dtype=torch.int32)).view(torch.float32)
@@ -292,7 +292,7 @@ def test_float32_masks_are_read_with_the_reference_rule_by_one_comparison():
 
 
 def test_bounding_box_of_every_frame_with_a_margin():
-    from diffusion_vas.models.stages.chunking import bounding_box
+    from diffusion_vas.models.base.chunking import bounding_box
 
     mask = torch.zeros(2, 3, 10, 12, dtype=torch.bool)
     assert bounding_box(mask) is None

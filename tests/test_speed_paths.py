@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from diffusion_vas.models import DEFAULT_SIZE, load_pipeline
+from diffusion_vas.models.base import memory
 from diffusion_vas.models.engine import runtime
 from diffusion_vas.models.host import Host, get_host, set_host
 from diffusion_vas.nodes import comfy_bridge, loader
@@ -151,7 +152,7 @@ def test_tf32_only_on_cuda_inside_the_block(monkeypatch):
 
 
 def test_cpu_free_memory_is_mem_available():
-    free = runtime.free_memory(torch.device("cpu"))
+    free = memory.free_memory(torch.device("cpu"))
     with open("/proc/meminfo", encoding="ascii") as f:
         available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
     assert free is not None and abs(free - available) < 2**30

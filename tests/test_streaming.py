@@ -23,7 +23,8 @@ from diffusion_vas.models.depth.estimator import load_depth_model, normalize_dep
 from diffusion_vas.models.depth.resolution import DepthFromFrames, predict_depth, resize_frames
 from diffusion_vas.models.io.frame_source import ImageFolderFrames, VideoFrames, open_frames
 from diffusion_vas.models.io.mask_files import read_mask_folder, voc_palette
-from diffusion_vas.models.io.media import read_frames, write_animation
+from diffusion_vas.models.io.frame_source import read_frames
+from diffusion_vas.models.io.media import write_animation
 from diffusion_vas.models.shot import ShotSettings, run_shot
 from diffusion_vas.models.shot.outputs import partial_path
 
@@ -347,7 +348,7 @@ def test_partial_names_are_hidden_beside_the_final_one():
 def test_bilinear_resize_reads_only_its_taps(frame, size):
     """Every pixel outside `bilinear_taps` set to NaN: the resize is bit-identical, so none of them is read (the
     depth input and anything built on the taps may leave them unconverted)."""
-    from diffusion_vas.models.stages.conditions import bilinear_taps
+    from diffusion_vas.models.base.resize import bilinear_taps
 
     x = torch.rand(2, 3, *frame, generator=torch.Generator().manual_seed(frame[1]))
     rows, cols = bilinear_taps(frame[0], size[0]), bilinear_taps(frame[1], size[1])

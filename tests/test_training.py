@@ -11,7 +11,8 @@ import torch
 
 from diffusion_vas.models import load_pipeline, predict_amodal_masks
 from diffusion_vas.models.training import TrainingConfig, parse_size, train
-from diffusion_vas.models.training.data import DepthCache, open_source
+from diffusion_vas.models.training.data import DepthCache
+from diffusion_vas.models.training.sources import open_source
 from diffusion_vas.models.training.edm import edm_loss, sample_log_normal
 from diffusion_vas.models.training.model import (add_lora, load_base, load_unet_for_training, merged_state_dict,
                                                  select_trainable)

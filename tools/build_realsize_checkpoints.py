@@ -8,7 +8,7 @@ diffusers layout: SVD-XT's UNet configuration plus ``conv_in2``, the SVD-XT temp
 encoder, feature extractor and Euler scheduler configs; ``.safetensors`` and ``.fp16.safetensors``) and
 ``OUT/Depth-Anything-V2-Large-hf/`` (transformers layout). The folders load exactly as the published ones
 (`load_pipeline`, the loader node, ``diffusion-vas run --stage1/--stage2/--depth-model``). See
-`diffusion_vas.models.engine.realsize` for what the weights are and how they are drawn.
+`diffusion_vas.models.realsize` for what the weights are and how they are drawn.
 
 Disk: about 9.2 GB per stage for the UNet (6.1 GB float32 + 3.05 GB float16), 4.4 GB for the VAE and image
 encoder (shared by the stages through hard links) and 1.3 GB for depth: about 24 GB with both variants, 8 GB with
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from diffusion_vas.models.engine.realsize import (
+from diffusion_vas.models.realsize import (
     ARCHITECTURES, DEPTH_FOLDER, STAGE_FOLDERS, VARIANTS, write_depth_model, write_stage_pair,
 )
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..base.errors import PackError
+
 INSTALL_HINT = "pip install 'diffusion-vas[datasets]' (or: pip install pycocotools)"
 
 
@@ -16,7 +18,7 @@ def _mask_api():
     try:
         from pycocotools import mask
     except ImportError as error:
-        raise RuntimeError(f"Reading and writing COCO RLE masks needs pycocotools, which is not installed. "
+        raise PackError(f"Reading and writing COCO RLE masks needs pycocotools, which is not installed. "
                            f"Install it with: {INSTALL_HINT}.") from error
     return mask
 

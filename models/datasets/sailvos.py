@@ -1,7 +1,7 @@
 """SAIL-VOS-2D in the authors' curated JSON format (also their "complete objects" occluder file).
 
 The file is a JSON list; one entry is one object track (the authors' files hold exactly 25 frames; any length is
-accepted here). Fields read (reference document, section 4.1):
+accepted here). Fields read (those of the authors' curated SAIL-VOS files):
 
 =================== ===================================================================================
 ``segmentation``    per frame, COCO RLE ``{"size": [H, W], "counts": str}``: the **amodal** (full) mask

@@ -1,4 +1,4 @@
-"""TAO-Amodal in the authors' curated JSON format (reference document, section 4.3).
+"""TAO-Amodal in the authors' curated JSON format.
 
 The file is a JSON list; one entry is one track clip:
 

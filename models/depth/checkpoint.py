@@ -21,6 +21,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from ..base.errors import PackError
+
 OFFICIAL_SUFFIXES = (".pth", ".pt", ".safetensors")
 
 # The authors' model configurations (encoder -> ViT and DPT-head sizes).
@@ -75,16 +77,16 @@ def load_official_checkpoint(file, dtype: torch.dtype = torch.float32):
 def read_official_state_dict(file: Path) -> dict[str, torch.Tensor]:
     """Reads the tensors of a ``.pth``/``.pt`` (weights only) or ``.safetensors`` file on the CPU."""
     if file.suffix not in OFFICIAL_SUFFIXES:
-        raise RuntimeError(f"Cannot read {file}: expected one of {', '.join(OFFICIAL_SUFFIXES)}.")
+        raise PackError(f"Cannot read {file}: expected one of {', '.join(OFFICIAL_SUFFIXES)}.")
     try:
         if file.suffix == ".safetensors":
             state = load_file(str(file), device="cpu")
         else:
             state = torch.load(str(file), map_location="cpu", weights_only=True)
     except (SafetensorError, pickle.UnpicklingError, OSError, RuntimeError, ValueError, EOFError) as err:
-        raise RuntimeError(f"Checkpoint file {file} is corrupt or unreadable ({err}); re-download it.") from err
+        raise PackError(f"Checkpoint file {file} is corrupt or unreadable ({err}); re-download it.") from err
     if not isinstance(state, dict) or not any(str(k).startswith("pretrained.") for k in state):
-        raise RuntimeError(
+        raise PackError(
             f"Checkpoint file {file} is not a Depth Anything V2 checkpoint in the authors' layout "
             "(no 'pretrained.*' tensors). Transformers checkpoints go in a folder with their config.json."
         )
@@ -98,7 +100,7 @@ def official_sizes(file: Path, state: dict[str, torch.Tensor]) -> dict:
         try:
             config = json.loads(beside.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise RuntimeError(f"{beside} is not valid JSON ({err}).") from err
+            raise PackError(f"{beside} is not valid JSON ({err}).") from err
         if isinstance(config, dict) and "encoder" in config:
             return config
     named = _ENCODER_IN_NAME.findall(file.name.lower())
@@ -108,7 +110,7 @@ def official_sizes(file: Path, state: dict[str, torch.Tensor]) -> dict:
     for encoder, sizes in ENCODERS.items():
         if sizes["vit"]["embed_dim"] == width:
             return {"encoder": encoder, **sizes}
-    raise RuntimeError(
+    raise PackError(
         f"Cannot tell the encoder of {file}: name it depth_anything_v2_<vits|vitb|vitl|vitg>.pth as published."
     )
 
@@ -173,7 +175,7 @@ def convert_state_dict(state: dict[str, torch.Tensor], target: dict[str, torch.T
     missing = sorted(target.keys() - mapped.keys())
     misshapen = [key for key in mapped if key in target and mapped[key].shape != target[key].shape]
     if unknown or missing or misshapen:
-        raise RuntimeError(
+        raise PackError(
             f"Checkpoint file {file} does not fit the {encoder} Depth Anything V2 model ({len(unknown)} unknown "
             f"tensors, e.g. {unknown[:3]}; {len(missing)} missing, e.g. {missing[:3]}; {len(misshapen)} of "
             f"another shape, e.g. {misshapen[:3]}). Use an unmodified official file named after its encoder "

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 
 from .checkpoint import OFFICIAL_SUFFIXES, load_official_checkpoint
+from ..base.errors import PackError
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def load_depth_model(path, device="cpu", dtype: torch.dtype = torch.float32) -> 
     elif path.is_file() and path.suffix in OFFICIAL_SUFFIXES:
         model = load_official_checkpoint(path, dtype)
     elif path.exists():
-        raise RuntimeError(f"{path} is neither a transformers folder nor a {'/'.join(OFFICIAL_SUFFIXES)} file.")
+        raise PackError(f"{path} is neither a transformers folder nor a {'/'.join(OFFICIAL_SUFFIXES)} file.")
     else:
         raise FileNotFoundError(f"Depth Anything V2 model not found: {path}")
     return DepthEstimator(model.to(device=device, dtype=dtype), path.name)
@@ -179,7 +180,7 @@ def _load_transformers_folder(folder: Path) -> torch.nn.Module:
     try:
         model = DepthAnythingForDepthEstimation.from_pretrained(str(folder), local_files_only=True)
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise RuntimeError(
+        raise PackError(
             f"Depth Anything V2 folder {folder}: config.json or model.safetensors is corrupt or does not match "
             f"({err}); re-download it."
         ) from err

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..stages.chunking import chunks
-from ..stages.conditions import bilinear_taps
-from ..stages.sequences import TensorFrames, check_parts
+from ..base.chunking import chunks
+from ..base.resize import bilinear_taps
+from ..base.sequences import TensorFrames, check_parts
 from .estimator import INPUT_SIZE, DepthEstimator
+from ..base.errors import PackError
 
 DEPTH_FROM = ("processing", "input")
 DEFAULT_DEPTH_FROM = "processing"
@@ -161,7 +162,7 @@ class DepthFromFrames:
     def read(self, parts: Iterable[slice]) -> Iterator[torch.Tensor]:
         """Raw depth ``[t, H, W]`` float32 at the frame size, part by part (after `finish`)."""
         if self.done != self.count:
-            raise RuntimeError("depth is read before every frame was fed; call finish() first.")
+            raise PackError("depth is read before every frame was fed; call finish() first.")
         frame = self.size[0] * self.size[1]
         for part in check_parts(parts, self.count, self.name):
             if self._spill is not None:

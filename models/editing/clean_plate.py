@@ -19,8 +19,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..stages.chunking import bounding_box, dilate
-from ..stages.threads import thread_map
+from ..base.chunking import bounding_box, dilate
+from ..base.threads import thread_map
 
 logger = logging.getLogger(__name__)
 

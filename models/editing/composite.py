@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import kornia
 import torch
 
-from ..stages.chunking import all_finite, bounding_box, chunks, dilate, footprint
+from ..base.chunking import all_finite, bounding_box, chunks, dilate, footprint
 from .clean_plate import PLATE_FRAMES, SelectedFrames, clean_plate
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def composite_stream(frames, colours, amodal_masks: torch.Tensor, mode: str, *, 
     """`composite_edit` part by part, for a long shot whose frames and colours are never held whole.
 
     Args:
-        frames: a `stages.sequences.FrameSequence` of the original frames (e.g. a video decoded as it is read).
+        frames: a `base.sequences.FrameSequence` of the original frames (e.g. a video decoded as it is read).
         colours: ``colours(parts)`` -> an iterator of the objects' colours ``[N, t, H, W, 3]`` (float 0..1) for
             those parts (e.g. `stages.run.ContentStream.parts`' first field), or a ``[N, T, H, W, 3]`` tensor.
         amodal_masks, modal_masks, occluder_masks, background, ...: as `composite_edit` (MASKs are tensors).

@@ -24,6 +24,7 @@ from safetensors.torch import load_file
 
 from .pipeline import DiffusionVASPipeline
 from .unet import DiffusionVASUNet
+from ..base.errors import PackError
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def read_json(file: Path) -> dict:
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RuntimeError(f"Checkpoint file {file} is not valid JSON ({err}); re-download it.") from err
+        raise PackError(f"Checkpoint file {file} is not valid JSON ({err}); re-download it.") from err
 
 
 def weights_file(folder: Path, stem: str, dtype: torch.dtype) -> Path:
@@ -92,7 +93,7 @@ def read_state_dict(file: Path, device="cpu") -> dict[str, torch.Tensor]:
     try:
         return load_file(str(file), device=str(device))
     except (SafetensorError, OSError, ValueError) as err:
-        raise RuntimeError(f"Checkpoint file {file} is corrupt or unreadable ({err}); re-download it.") from err
+        raise PackError(f"Checkpoint file {file} is corrupt or unreadable ({err}); re-download it.") from err
 
 
 def load_unet(folder: Path, dtype: torch.dtype, device="cpu") -> DiffusionVASUNet:
@@ -148,14 +149,14 @@ def read_clip_normalization(folder: Path) -> tuple[list[float], list[float]]:
     try:
         return [float(v) for v in config["image_mean"]], [float(v) for v in config["image_std"]]
     except (KeyError, TypeError, ValueError) as err:
-        raise RuntimeError(f"Checkpoint file {file} lacks image_mean/image_std ({err}).") from err
+        raise PackError(f"Checkpoint file {file} lacks image_mean/image_std ({err}).") from err
 
 
 def _check_model_index(root: Path) -> None:
     index = read_json(root / "model_index.json")
     absent = [name for name in COMPONENTS if name not in index]
     if absent:
-        raise RuntimeError(f"{root / 'model_index.json'} lists no {', '.join(absent)}: not a Diffusion-VAS checkpoint.")
+        raise PackError(f"{root / 'model_index.json'} lists no {', '.join(absent)}: not a Diffusion-VAS checkpoint.")
     for name in COMPONENTS:
         if not (root / name).is_dir():
             raise FileNotFoundError(f"Missing checkpoint folder: {root / name}")
@@ -171,8 +172,8 @@ def _assign_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], fil
     try:
         module.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as err:
-        raise RuntimeError(f"Checkpoint file {file} does not match its config.json: {err}") from err
+        raise PackError(f"Checkpoint file {file} does not match its config.json: {err}") from err
     leftover = [name for name, t in list(module.named_parameters()) + list(module.named_buffers())
                 if t.is_meta and name.rsplit(".", 1)[-1] not in remade]
     if leftover:
-        raise RuntimeError(f"Checkpoint file {file} leaves tensors uninitialized: {leftover[:5]}")
+        raise PackError(f"Checkpoint file {file} leaves tensors uninitialized: {leftover[:5]}")

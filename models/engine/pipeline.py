@@ -37,6 +37,7 @@ from typing import Callable
 import torch
 from diffusers import EulerDiscreteScheduler
 
+from ..host.policy import get_host
 from .condition_video import ConditionVideo, as_condition_video
 from .options import SamplingOptions
 from .resize import clip_image_embeddings
@@ -262,7 +263,6 @@ class DiffusionVASPipeline:
         decoder call, as many as the free memory holds (`runtime.videos_per_decode`; the N rows of one chunk where
         the host cannot tell the free memory). Videos go chunk by chunk, rows in order within a chunk, so each
         row's pieces reach ``emit`` in frame order."""
-        from ..host.policy import get_host  # lazily: models.host imports the engine
 
         n, t = latents.shape[:2]
         latents = latents / self.vae.config.scaling_factor

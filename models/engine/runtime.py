@@ -6,9 +6,7 @@ CUDA, how much memory is free and how much a call needs, and how many videos the
   products (attention, linear layers) for the duration of a sampling call and restores the previous setting.
   It affects only float32 work on CUDA (fp32 runs; with fp16 the VAE encoder, which runs in float32); the CPU is
   untouched. Set ``DIFFUSION_VAS_TF32=0`` to keep IEEE float32 products.
-* **Free memory.** `free_memory` is what a new allocation can still get: on CUDA the driver's free memory plus
-  what PyTorch's allocator holds unused, never more than a cap set with
-  ``torch.cuda.set_per_process_memory_fraction`` allows; on the CPU ``MemAvailable``.
+* **Free memory** is the host's answer (`host.Host.free_memory`; by default `base.memory.free_memory`).
 * **Decoding.** The temporal VAE decodes ``decode_chunk_size`` frames as one video (the chunking is part of the
   result, as in the reference). Chunks of different objects, and different chunks of one object, are independent
   videos, so several of them can share one decoder call (`videos_per_decode`) without changing any result beyond
@@ -22,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
 import torch
 
@@ -65,25 +62,6 @@ def tf32_matmuls(device: torch.device):
             yield
         finally:
             matmul.allow_tf32 = previous
-
-
-def free_memory(device: torch.device) -> int | None:
-    """Bytes a new allocation on ``device`` can still get (see the module docstring); None where unknown."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        free, total = torch.cuda.mem_get_info(device)
-        allocated = torch.cuda.memory_allocated(device)
-        free += torch.cuda.memory_reserved(device) - allocated
-        fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)  # torch >= 2.7
-        cap = (fraction(device) if fraction else 1.0) * total - allocated
-        return int(max(0, min(free, cap)))
-    if device.type == "cpu":
-        meminfo = Path("/proc/meminfo")
-        if meminfo.is_file():
-            for line in meminfo.read_text(encoding="ascii").splitlines():
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    return None
 
 
 def decode_bytes(frames: int, size: tuple[int, int], dtype: torch.dtype) -> int:

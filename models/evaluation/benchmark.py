@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..base.progress import phase
 from ..datasets import rle
 from ..datasets.clip import AmodalClip, modal_box
 from ..datasets.movi import read_movi
@@ -66,6 +67,7 @@ from ..datasets.tao_amodal import read_tao_amodal
 from ..stages.conditions import AMODAL_SUM_THRESHOLD
 from ..stages.run import SamplingOptions, complete_content, predict_amodal_masks
 from .benchmark_scoring import BOX_KEY, MASK_KEY, RAW_BOX_KEY, SAMPLE_BOX_KEY, SAMPLE_MASK_KEY, SAMPLE_RAW_BOX_KEY
+from ..base.errors import PackError
 
 log = logging.getLogger(__name__)
 
@@ -200,18 +202,13 @@ def run_benchmark(
     shard = shard_file(output, process_index, num_processes)
     log.info("%s: %d clips, %d already in %s; process %d of %d takes %d.", dataset, len(clips),
              len(clips) - len(todo), output, process_index, num_processes, len(mine))
-    bar = _progress(len(mine), f"{dataset} [{process_index + 1}/{num_processes}]", progress)
-    try:
+    with phase(f"{dataset} [{process_index + 1}/{num_processes}]", len(mine), "clip", enabled=progress) as bar:
         for clip in mine:
             frames = predict_clip(clip, settings, amodal_pipe, depth, options, depth_cache,
                                   content_pipe, Path(content_dir) if content_dir else None)
             with open(shard, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(frames) + "\n")
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+            bar.update(1)
     if barrier is not None:
         barrier()
     merged = False
@@ -315,7 +312,7 @@ def _depth(clip: AmodalClip, frames: torch.Tensor, depth: DepthFunction, cache, 
             log.warning("%s has shape %s, expected %s; recomputing.", file, tuple(cached.shape), (t, h, w))
     raw = depth(frames)
     if tuple(raw.shape) != tuple(frames.shape[:3]):
-        raise RuntimeError(f"The depth function returned {tuple(raw.shape)} for frames {tuple(frames.shape)}; "
+        raise PackError(f"The depth function returned {tuple(raw.shape)} for frames {tuple(frames.shape)}; "
                            f"it must return [T, H, W] at the frames' size.")
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -402,14 +399,3 @@ def merge_shards(output: Path) -> dict:
     for shard in _shards(output):
         shard.unlink()
     return results
-
-
-def _progress(total: int, label: str, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        log.info("tqdm is not installed (pip install 'diffusion-vas[datasets]'): no progress bar.")
-        return None
-    return tqdm(total=total, desc=label, unit="clip", dynamic_ncols=True)

@@ -444,3 +444,13 @@ def _mean(values: torch.Tensor) -> float:
 def _nanmean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
+
+
+def percent(value: float, unit: str = "") -> str:
+    """A share (0..1) for a table: ``"61.3"`` + ``unit``, or ``"-"`` where it is undefined (NaN)."""
+    return "-" if math.isnan(value) else f"{100 * value:.1f}{unit}"
+
+
+def number(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals for a table, or ``"-"`` where it is undefined (NaN)."""
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"

@@ -52,7 +52,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..io.frame_source import read_frames
 from ..io.mask_files import read_mask_folder
+from ..stages.conditions import to_uint8
 
 SHAPES = ("disk", "ellipse", "rectangle", "star", "hexagon")
 PATTERNS = ("stripes", "checker", "rings")
@@ -303,33 +305,23 @@ def _check_clip(clip: BenchmarkClip, root: Path) -> None:
 
 def _write_frames(folder: Path, frames: torch.Tensor) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = _to_uint8(frames).numpy()
+    arrays = to_uint8(frames).numpy()
     for k, array in enumerate(arrays):
         Image.fromarray(array).save(folder / f"{k:05d}.png")
 
 
 def _read_frames(folder: Path, colour: bool) -> torch.Tensor:
-    """``[T, H, W, 3]`` (colour) or ``[T, H, W]`` float32 0..1 from the sorted PNGs of ``folder``."""
-    files = sorted(folder.glob("*.png"))
-    if not files:
+    """``[T, H, W, 3]`` (colour) or ``[T, H, W]`` (grey: the generator writes those as one-channel PNGs, read back
+    as their first channel) float32 0..1 from the PNGs of ``folder``, in name order."""
+    if not any(folder.glob("*.png")):
         raise ValueError(f"{folder} holds no PNG frames; write one PNG per frame (00000.png, 00001.png, ...).")
-    mode = "RGB" if colour else "L"
-    arrays = []
-    for file in files:
-        with Image.open(file) as image:
-            arrays.append(np.asarray(image.convert(mode)))
-    return torch.from_numpy(np.stack(arrays)).float() / 255
+    frames = read_frames(folder).float() / 255
+    return frames if colour else frames[..., 0].contiguous()
 
 
 def _read_mask(folder: Path, mask_format: str) -> torch.Tensor:
     """``[T, H, W]`` bool: every object pixel of the mask images in ``folder`` (format and objects logged at DEBUG)."""
     return torch.from_numpy(read_mask_folder(folder, mask_format, log_level=logging.DEBUG).select(0))
-
-
-def _to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    if frames.dtype == torch.bool:
-        return frames.to(torch.uint8) * 255
-    return (frames.float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 # -- drawing ----------------------------------------------------------------------------------------------------

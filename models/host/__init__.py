@@ -1,15 +1,7 @@
-"""Host services shared by the command line and the nodes: device/precision policy and the one model resolver."""
+"""Host services shared by the command line and the nodes: the device, precision, progress and memory policy
+(`policy`), and the C allocator's settings for long runs (`allocator`). The model catalog (which checkpoints and
+depth models there are, where they live, how to fetch them) is `models.io.catalog`."""
 
-from .catalog import (
-    AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH, DEPTH_LICENSES, DEPTH_MODELS, DIFFUSION_VAS,
-    ModelKind, available_models, check_obtainable, is_checkpoint, is_depth_model, locate_model, resolve_checkpoint,
-    resolve_depth_model, resolve_model,
-)
 from .policy import PRECISIONS, Host, get_host, resolve_device, resolve_dtype, set_host
 
-__all__ = [
-    "AMODAL_SEGMENTATION", "CONTENT_COMPLETION", "DEFAULT_DEPTH_MODEL", "DEPTH", "DEPTH_LICENSES", "DEPTH_MODELS",
-    "DIFFUSION_VAS", "ModelKind", "available_models", "check_obtainable", "is_checkpoint", "is_depth_model",
-    "locate_model", "resolve_checkpoint", "resolve_depth_model", "resolve_model", "PRECISIONS", "Host", "get_host",
-    "resolve_device", "resolve_dtype", "set_host",
-]
+__all__ = ["PRECISIONS", "Host", "get_host", "resolve_device", "resolve_dtype", "set_host"]

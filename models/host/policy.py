@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from ..engine.runtime import free_memory
+from ..base.memory import free_memory
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Host:
         return torch.device("cpu")
 
     def free_memory(self, device: torch.device) -> int | None:
-        """Bytes a new allocation on ``device`` can still get (`engine.runtime.free_memory`); None where unknown."""
+        """Bytes a new allocation on ``device`` can still get (`base.memory.free_memory`); None where unknown."""
         return free_memory(device)
 
     def half_dtype(self, device: torch.device) -> torch.dtype:

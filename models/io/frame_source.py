@@ -1,4 +1,4 @@
-"""Frames read lazily from a video file or a folder of images, as `stages.sequences.FrameSequence`.
+"""Frames read lazily from a video file or a folder of images, as `base.sequences.FrameSequence`.
 
 A 30-second 1080p shot is 720 frames, 4.5 GB as uint8 RGB: it is never held. A `VideoFrames` decodes the file in
 order with PyAV (frame-threaded), applies ``start``/``count``/``every`` while decoding (frames that are not
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, _read_rgb, _require_av, image_files, select_range
-from ..stages.sequences import check_parts
+from ..base.sequences import check_parts
 
 
 class VideoFrames:
@@ -173,9 +173,6 @@ class DepthFrames:
 def prefetch(parts: Iterator[torch.Tensor], ahead: int = 2) -> Iterator[torch.Tensor]:
     """``parts`` produced on a background thread, up to ``ahead`` of the consumer (decoding and PNG reading
     release the GIL, so they overlap the consumer's work); the producer's error is raised here, in order."""
-    import queue
-    import threading
-
     items: queue.Queue = queue.Queue(maxsize=ahead)
     done = object()
     stop = threading.Event()
@@ -207,3 +204,11 @@ def prefetch(parts: Iterator[torch.Tensor], ahead: int = 2) -> Iterator[torch.Te
                 items.get_nowait()
             except queue.Empty:
                 thread.join(timeout=0.05)
+
+
+def read_frames(source, start: int = 0, count: int = 0, step: int = 1) -> torch.Tensor:
+    """A folder of images or a video file -> ``[T, H, W, 3]`` uint8, the selected frames only (decoded in order;
+    frames that are not selected are never converted or kept). For long shots read part by part with
+    `open_frames` instead."""
+    frames = open_frames(source, start, count, step)
+    return next(frames.read([slice(0, frames.count)]))

@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Callable
 
+from ..base.errors import PackError
+
 logger = logging.getLogger(__name__)
 
 
@@ -17,12 +19,12 @@ def download_snapshot(repo_id: str, target: Path, is_complete: Callable[[Path], 
     try:
         snapshot_download(repo_id, local_dir=str(target), allow_patterns=["*.json", "*.safetensors"])
     except Exception as err:  # network, authentication, disk: all end the same way for the user
-        raise RuntimeError(
+        raise PackError(
             f"Downloading {repo_id} into {target} failed ({err}). Check the connection and disk space, or "
             f"download it yourself: {download_command(repo_id, target)}"
         ) from err
     if not is_complete(target):
-        raise RuntimeError(f"The download of {repo_id} into {target} is incomplete; run it again "
+        raise PackError(f"The download of {repo_id} into {target} is incomplete; run it again "
                            f"({download_command(repo_id, target)}).")
     return target
 

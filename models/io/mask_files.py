@@ -40,8 +40,10 @@ from PIL import Image, UnidentifiedImageError
 import torch
 
 from ..base.packed_masks import PackedMasks
-from ..stages.conditions import MASK_THRESHOLD_U8, resize_masks_nearest
-from ..stages.sequences import check_parts
+from ..base.threads import thread_map
+from ..base.chunking import MASK_THRESHOLD_U8
+from ..stages.conditions import resize_masks_nearest
+from ..base.sequences import check_parts
 from .media import IMAGE_EXTENSIONS, image_files, select_range
 
 logger = logging.getLogger(__name__)
@@ -158,7 +160,7 @@ class MaskFolder:
         return np.stack([self.select_frame(self.frame(i), object_id) for i in range(self.count)])
 
     def sequence(self, object_id: int = 0, size: tuple[int, int] | None = None, name: str | None = None):
-        """Object ``object_id``'s masks as a `stages.sequences.MaskSequence`, read part by part from the files;
+        """Object ``object_id``'s masks as a `base.sequences.MaskSequence`, read part by part from the files;
         resized to ``size`` ``(H, W)`` by nearest neighbour (OpenCV-exact) when given and different."""
         self.check_id(object_id)
         return MaskFileSequence(self, object_id, size, name or f"masks {self.folder} (id {object_id})")
@@ -226,7 +228,8 @@ def read_mask_files(files: list[Path], mask_format: str = "auto", folder: Path |
     if not files:
         raise ValueError("No mask files to read; check the folder and the start/count/every settings.")
     folder = Path(folder) if folder is not None else Path(files[0]).parent
-    stats = [_FileStats.of(_MaskImage.read(Path(f))) for f in files]  # one read per file; nothing is kept
+    # one read per file, nothing kept; files in parallel (PIL's decoding and NumPy's counts release the GIL)
+    stats = thread_map(lambda f: _FileStats.of(_MaskImage.read(Path(f))), files)
     _check_sizes(stats, folder)
     uses_alpha = any(stat.alpha_used for stat in stats)
     scale16 = max(stat.max_value for stat in stats) > 255 and any(stat.wide for stat in stats)

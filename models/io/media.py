@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..base.errors import PackError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".gif")
 
@@ -36,16 +38,6 @@ def select_range(items: list, start: int, count: int, step: int, what: str) -> l
         raise ValueError(f"start {start} is past the last of the {len(items)} {what}; use 0..{len(items) - 1}.")
     chosen = items[start::step]
     return chosen[:count] if count else chosen
-
-
-def read_frames(source, start: int = 0, count: int = 0, step: int = 1) -> torch.Tensor:
-    """A folder of images or a video file -> ``[T, H, W, 3]`` uint8, the selected frames only (decoded in order;
-    frames that are not selected are never converted or kept). For long shots read part by part with
-    `frame_source.open_frames` instead."""
-    from .frame_source import open_frames
-
-    frames = open_frames(source, start, count, step)
-    return next(frames.read([slice(0, frames.count)]))
 
 
 def frame_rate(source) -> float | None:
@@ -135,6 +127,6 @@ def _require_av(purpose: str):
     try:
         import av
     except ImportError as err:
-        raise RuntimeError(f"PyAV is needed to {purpose}: pip install av (a dependency of this pack; ComfyUI has "
+        raise PackError(f"PyAV is needed to {purpose}: pip install av (a dependency of this pack; ComfyUI has "
                            "it too).") from err
     return av

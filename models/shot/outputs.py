@@ -25,6 +25,7 @@ from PIL import Image
 
 from ..io.frame_names import PNG_COMPRESS_LEVEL
 from ..io.media import _require_av
+from ..base.errors import PackError
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class Mp4Writer:
 
     def write(self, frame: np.ndarray) -> None:
         if self.error is not None:
-            raise RuntimeError(f"writing {self.path} failed: {self.error}") from self.error
+            raise PackError(f"writing {self.path} failed: {self.error}") from self.error
         self.frames.put(frame)
 
     def close(self) -> None:
@@ -108,7 +109,7 @@ class Mp4Writer:
         self.thread.join()
         if self.error is not None:
             self.tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"writing {self.path} failed: {self.error}") from self.error
+            raise PackError(f"writing {self.path} failed: {self.error}") from self.error
         os.replace(self.tmp, self.path)
 
     def _encode(self) -> None:

@@ -31,27 +31,28 @@ import numpy as np
 import torch
 
 from .outputs import GifWriter, Mp4Writer, PngWriter, png_workers, remove_partial_files
-from .progress import phase
 from .workdir import WorkFolder, fingerprint_files, fingerprint_tree
 from ..depth.estimator import INPUT_SIZE, load_depth_model
 from ..depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM, DepthFromFrames
 from ..engine.loading import load_pipeline
 from ..engine.options import DEFAULT_SIZE, SamplingOptions
-from ..host import (
+from ..io.catalog import (
     AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH, DIFFUSION_VAS, check_obtainable,
-    resolve_checkpoint, resolve_depth_model, resolve_device, resolve_dtype,
+    resolve_checkpoint, resolve_depth_model,
 )
+from ..host import resolve_device, resolve_dtype
 from ..io.frame_names import check_output_folder
 from ..io.frame_source import DepthFrames, open_frames, prefetch
 from ..io.mask_files import MASK_FORMATS, read_mask_folder
 from ..io.media import output_frame_rate
 from ..stages import conditions as C
 from ..stages import hypotheses, stage1, stage2
-from ..stages.chunking import chunks
+from ..base.chunking import chunks
 from ..stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from ..stages.region import DEFAULT_CONTEXT, DEFAULT_REGION, REGIONS, Box
 from ..stages.run import sample_stage1, sample_stage2
-from ..stages.threads import torch_threads
+from ..base.progress import phase
+from ..base.threads import torch_threads
 from ..stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
 
 logger = logging.getLogger("diffusion_vas")

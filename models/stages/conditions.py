@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..base.chunking import MASK_THRESHOLD_U8
+from ..base.threads import thread_map
 from ..depth.estimator import normalize_depth
-from .threads import thread_map
 
-MASK_THRESHOLD_U8 = 128  # reference: a mask pixel is "on" when its 8-bit value is > 128
 AMODAL_SUM_THRESHOLD = 600  # reference: decoded pixel is amodal when R + G + B (uint8) > 600
 
 
@@ -134,19 +134,6 @@ def frames_to_amodal(frames: torch.Tensor, modal_cond: torch.Tensor,
     """Stage-1 output -> amodal masks at the processing size: uint8 channel sum > threshold, OR the modal mask."""
     summed = frames_to_uint8(frames).sum(dim=-1, dtype=torch.int32)
     return (summed > threshold) | mask_on(modal_cond)
-
-
-def bilinear_taps(n_in: int, n_out: int) -> torch.Tensor:
-    """The source indices a bilinear resize from ``n_in`` to ``n_out`` (half-pixel centres, no antialiasing, as
-    ``F.interpolate(..., "bilinear", align_corners=False)``) can read along one axis, with a one-pixel margin.
-
-    Downsizing a 1080p frame to 64x128 reads 2 of every 17 rows and 15 columns; converting only those (into a
-    buffer whose other pixels are never read) gives the same result as converting the whole frame. Tested by
-    filling every other pixel with NaN: the result is bit-identical."""
-    scale = n_in / n_out
-    first = np.floor(np.maximum((np.arange(n_out, dtype=np.float64) + 0.5) * scale - 0.5, 0.0)).astype(np.int64)
-    taps = np.unique(np.concatenate([first + d for d in (-1, 0, 1, 2)]))
-    return torch.from_numpy(taps[(taps >= 0) & (taps < n_in)])
 
 
 def _nearest_indices(n_in: int, n_out: int) -> torch.Tensor:

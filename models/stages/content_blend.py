@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .chunking import bounding_box, dilate, to_float
+from ..base.chunking import bounding_box, dilate, to_float
 
 DEFAULT_KEEP_VISIBLE_PIXELS = True
 GAIN_BAND = 3  # processing pixels of visible part along the hidden border used for the colour gain
@@ -153,8 +153,9 @@ class _CellBlend:
     Computed on a grid of ``cell = blend + 1`` px cells aligned with the region it is built on (the box around
     the hidden pixels, grown by two cells): per cell the mean visible colour and the visible share of its 3x3
     cells, ``w = min(1, 2 * share)``, both upsampled bilinearly; ``w`` falls from about 1 next to the visible part
-    to 0 some ``2 (blend + 1)`` px in. Every pixel of the region is blended (visible and outside ones are overwritten afterwards): no per-pixel selection, so the cost is the
-    region's area, however fragmented the masks.
+    to 0 some ``2 (blend + 1)`` px in. Every pixel of the region is blended (visible and outside ones are
+    overwritten afterwards): no per-pixel selection, so the cost is the region's area, however fragmented the
+    masks.
 
     Everything at the input size is done a band of rows at a time (`STRIP_ROWS`): the cells' sums band by band
     here, the upsampling strip by strip in `blend`. Whole-region temporaries at 1080p were some 100 MB per two
@@ -188,7 +189,8 @@ class _CellBlend:
         (``start`` a multiple of the cell), in place."""
         cell, first = self.cell, start // self.cell
         cells = slice(first, first + -(-(stop - start) // cell) + 2)  # the cell rows these rows lie between
-        colour, weight = (_columns_upsampled(grid[:, :, cells], cell, self.width) for grid in (self.colour, self.weight))
+        colour, weight = (_columns_upsampled(grid[:, :, cells], cell, self.width)
+                          for grid in (self.colour, self.weight))
         for (phase, colours), (_, weights) in zip(upsampled_rows(colour, cell, stop - start),
                                                   upsampled_rows(weight, cell, stop - start)):
             drawn[:, :, phase].lerp_(colours, weights)  # weights [t, 1, n, w]: one per pixel, over the 3 planes

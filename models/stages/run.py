@@ -14,10 +14,10 @@ import torch
 
 from . import conditions as C
 from . import hypotheses, stage1, stage2
-from .chunking import chunks, work_device
+from ..base.chunking import chunks, work_device
 from .content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from .region import DEFAULT_CONTEXT, DEFAULT_REGION, REGIONS
-from .sequences import FrameSequence, TensorDepth, TensorFrames, check_same_frames, tensor_masks
+from ..base.sequences import FrameSequence, TensorDepth, TensorFrames, check_same_frames, tensor_masks
 from .upscale import DEFAULT_MASK_UPSCALE, check_mask_upscale
 from ..engine.options import DEFAULT_SIZE, SamplingOptions
 from ..engine.pipeline import DiffusionVASPipeline, StepCallback

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from . import conditions as C
-from .chunking import all_finite, chunks, footprint
+from ..base.chunking import all_finite, chunks, footprint
 from .region import Box, frame_box, object_box, visible_extent
-from .sequences import DepthSequence, MaskSequence
+from ..base.sequences import DepthSequence, MaskSequence
 from .upscale import upscale_chunk
 from ..base.packed_masks import PackedMasks
 from ..engine.condition_video import ConditionVideo

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from . import conditions as C
-from .chunking import chunks
+from ..base.chunking import chunks
 from .content_blend import colour_gains, compose_chunk
 from .region import Box, frame_box
-from .sequences import FrameSequence, MaskSequence
+from ..base.sequences import FrameSequence, MaskSequence
 from .stage1 import modal_pixels, modal_store
 from ..engine.condition_video import ConditionVideo
 

@@ -5,7 +5,7 @@ colours inside the full mask (``amodal_rgb/``, e.g. synthetic clips) and the cli
 the processing size once when loaded (RGB bilinear like OpenCV ``INTER_LINEAR``; masks bilinear then >= 0.5, which
 keeps them binary as the authors' ``cv2.resize`` of 0/1 masks does) and kept in a small per-process cache.
 
-Sources (`open_source`):
+Sources (`training.sources.open_source`):
 
 * a clip folder (``rgb/``, ``modal/``, ``amodal/``, optional ``amodal_rgb/``, ``depth/``; one object, or one
   sub-folder per object, as `models.evaluation.synthetic` writes them), or a folder of such clip folders;
@@ -243,24 +243,3 @@ def _tracks_from_clip(clip, clip_name: str, objects: list[str], size) -> list[Tr
         tracks.append(Track(key=f"{clip_name}/{obj}", clip=clip_name, rgb=rgb, modal=resize_masks(clip.modal[i], size),
                             amodal=resize_masks(clip.amodal[i], size), amodal_rgb=amodal_rgb, depth=depth))
     return tracks
-
-
-def open_source(data: str, size, frames: int, seed: int, need_depth: bool, depth: DepthCache | None,
-                data_root: str | None = None, synthetic_clips: int = 64) -> TrackSource:
-    """The track source for ``--data`` (see the module docstring)."""
-    text = str(data)
-    if text == SYNTHETIC_PREFIX or text.startswith(SYNTHETIC_PREFIX + ":"):
-        count = synthetic_clips
-        if ":" in text:
-            try:
-                count = int(text.split(":", 1)[1])
-            except ValueError:
-                raise ValueError(f"--data {text!r}: write synthetic or synthetic:N with N clips.") from None
-        if count < 1:
-            raise ValueError(f"--data {text!r}: N must be at least 1.")
-        return SyntheticSource(count, frames, size, seed, need_depth)
-    if text.lower().endswith(".json"):
-        from .sailvos_source import SailVosSource
-
-        return SailVosSource(text, data_root, size, depth, need_depth)
-    return FolderSource(text, size, depth, need_depth)

@@ -9,12 +9,11 @@ Attention is counted as a fused kernel (PyTorch SDPA's flash / memory-efficient 
 attention matrix.
 So read the figures as lower bounds to within roughly 20 %, until measured on a GPU.
 
-Run ``python -m diffusion_vas.models.training.memory`` for the README table.
+Run ``diffusion-vas memory`` for the README table.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import torch
@@ -191,20 +190,3 @@ def memory_table(sizes=((128, 256), (256, 512)), frames: int = 25) -> str:
         lines.append(f"| {label} | {cells[0].trained_parameters / 1e6:.1f} M | "
                      + " | ".join(f"~{c.total / GIB:.1f} GiB" for c in cells) + " |")
     return "\n".join(lines)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Estimated fine-tuning memory (Markdown table).")
-    parser.add_argument("--frames", type=int, default=25)
-    args = parser.parse_args(argv)
-    print(memory_table(frames=args.frames))  # noqa: T201 - the table is the output
-    for label, kwargs in SETTINGS:
-        for size in ((128, 256), (256, 512)):
-            e = estimate_memory(size, args.frames, **kwargs)
-            print(f"{label} {size}: weights {e.weights / GIB:.2f}, grads {e.gradients / GIB:.2f}, "  # noqa: T201
-                  f"optimizer {e.optimizer / GIB:.2f}, activations {e.activations / GIB:.2f}, "
-                  f"vae {e.vae_peak / GIB:.2f} GiB")
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 
 * `load_base` reads an SVD-XT folder or a Diffusion-VAS checkpoint (both in the diffusers layout). SVD-XT has no
   ``conv_in2``: it is created and initialised from ``conv_in`` (`init_conv_in2`, reference §1.2). A Diffusion-VAS
-  checkpoint keeps its trained ``conv_in2``; the authors' script resets it even on a warm start (quirk Q9), which
+  checkpoint keeps its trained ``conv_in2``; the authors' script resets it even on a warm start, which
   throws away what the checkpoint learned, so this does not.
 * `select_trainable`: a UNet parameter trains if its name contains one of the patterns (authors:
   ``temporal_transformer_block`` and ``conv_in2``); the VAE and CLIP encoder stay frozen.
@@ -26,6 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from ..engine.loading import (COMPONENTS, load_image_encoder, load_vae, read_clip_normalization, read_json,
                               read_state_dict, weights_file)
 from ..engine.unet import CONDITIONED_IN_CHANNELS, DiffusionVASUNet
+from ..base.errors import PackError
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def load_base(path) -> BaseModels:
     index = read_json(root / "model_index.json")
     absent = [name for name in COMPONENTS if name not in index or not (root / name).is_dir()]
     if absent:
-        raise RuntimeError(f"--base {root} lacks {', '.join(absent)} (model_index.json entry or folder); it must "
+        raise PackError(f"--base {root} lacks {', '.join(absent)} (model_index.json entry or folder); it must "
                            f"be an SVD-XT or Diffusion-VAS folder in the diffusers layout.")
     unet, kind = load_unet_for_training(root / "unet")
     vae = load_vae(root / "vae", torch.float32)
@@ -96,10 +97,10 @@ def load_unet_for_training(folder: Path) -> tuple[DiffusionVASUNet, str]:
     try:
         missing, unexpected = unet.load_state_dict(state, strict=False, assign=True)
     except RuntimeError as err:
-        raise RuntimeError(f"UNet weights {file} do not match {folder / 'config.json'}: {err}") from err
+        raise PackError(f"UNet weights {file} do not match {folder / 'config.json'}: {err}") from err
     allowed = {"conv_in2.weight", "conv_in2.bias"} if kind == "svd" else set()
     if set(missing) - allowed or unexpected:
-        raise RuntimeError(f"UNet weights {file} do not match a Diffusion-VAS/SVD UNet: missing "
+        raise PackError(f"UNet weights {file} do not match a Diffusion-VAS/SVD UNet: missing "
                            f"{sorted(set(missing) - allowed)[:5]}, unexpected {sorted(unexpected)[:5]}.")
     if kind == "svd":
         out_channels = unet.config.block_out_channels[0]
@@ -142,7 +143,7 @@ def add_lora(unet: torch.nn.Module, rank: int, alpha: float) -> list[str]:
     try:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError as err:
-        raise RuntimeError("LoRA needs peft: pip install 'diffusion-vas[train]' (or pip install peft).") from err
+        raise PackError("LoRA needs peft: pip install 'diffusion-vas[train]' (or pip install peft).") from err
     unet.requires_grad_(False)
     config = LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=LORA_TARGETS, init_lora_weights=True)
     inject_adapter_in_model(config, unet)

@@ -8,7 +8,7 @@ white and the target is the whole object on white.
 
 Differences from the authors' loop, each deliberate:
 
-* the target itself is never drawn as its own occluder (theirs may draw it and hide it completely, quirk Q13);
+* the target itself is never drawn as its own occluder (theirs may draw it and hide it completely);
 * the IoU is checked before each paste, so a clip already below the threshold gets no occluder (theirs always
   pastes one); frames where the object is absent (empty amodal mask) are left out of the mean instead of making
   it NaN (which kept their loop pasting).

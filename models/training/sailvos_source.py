@@ -3,7 +3,7 @@
 The reader is ``models.datasets.sailvos`` (shared with the benchmarks); this adapter turns its tracks into
 training tracks at the processing size: frames resized with OpenCV-style ``INTER_LINEAR`` and masks resized the
 same way on 0/1 values (rounding keeps them binary), as the authors' loader does (reference §4.1). Entries whose
-visible or full mask is empty in every frame are skipped (the authors' loader would crash on them, quirk Q11).
+visible or full mask is empty in every frame are skipped (the authors' loader would crash on them).
 """
 
 from __future__ import annotations

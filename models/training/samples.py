@@ -9,7 +9,7 @@ accelerate pads an uneven split. One epoch is `steps_per_epoch` optimiser steps.
 Sample ``i`` of process ``rank`` depends only on ``(seed, rank, i)``: which track (its epoch and place in that
 epoch's order), which window of ``num_frames`` frames and (stage 2) which occluders. Resuming at step ``s``
 therefore redraws exactly the samples an uninterrupted run would have drawn, and different processes draw
-different samples (the authors seed every process alike, quirk Q7).
+different samples (the authors seed every process alike).
 
 Per stage (all ``[T, 3, h, w]`` float32 in [-1, 1]):
 

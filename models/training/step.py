@@ -14,7 +14,7 @@ samples (target, ``cond_a``, ``cond_b``). Then:
   time ids ``[fps_id, motion_bucket_id, sigma_c]`` per sample; loss = `edm_loss`.
 
 Unlike the authors' code this is correct for ``B > 1`` (their dropout masks broadcast on the wrong axes and every
-sample shares sample 0's ``sigma_c`` time id, quirk Q6).
+sample shares sample 0's ``sigma_c`` time id).
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ Folders under ``out``::
 
 Randomness: every sample and every noise draw is seeded from ``(seed, process rank, sample index)``, so a resumed
 run draws what the uninterrupted run would have drawn, and processes differ from each other. (The authors seed
-every process with the same 23, so all GPUs draw the same noise levels and dropout decisions, quirk Q7: fixed.)
+every process with the same 23, so all GPUs draw the same noise levels and dropout decisions; here each process
+draws its own.)
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .config import TrainingConfig
-from .data import DepthCache, open_source
+from .data import DepthCache
+from .sources import open_source
 from .launch import check_launch
 from .model import add_lora, enable_block_checkpointing, export_checkpoint, load_base, select_trainable
 from .samples import PURPOSE_GLOBAL, PURPOSE_NOISE, IndexRange, TrainingSamples, collate, derived_seed
 from .step import LossComputer
 from .validation import flat_scalars, run_validation
+from ..base.errors import PackError
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
@@ -59,7 +62,7 @@ def make_optimizer(params, config: TrainingConfig) -> torch.optim.Optimizer:
         try:
             import bitsandbytes as bnb
         except ImportError as err:
-            raise RuntimeError("--use-8bit-adam needs bitsandbytes (a CUDA build): pip install bitsandbytes.") from err
+            raise PackError("--use-8bit-adam needs bitsandbytes (a CUDA build): pip install bitsandbytes.") from err
         return bnb.optim.AdamW8bit(params, **kwargs)
     return torch.optim.AdamW(params, **kwargs)
 
@@ -181,7 +184,7 @@ def train(config: TrainingConfig, progress: bool = True, on_step: Callable[[int,
         step_loss = sum(running) / len(running)
         running = []
         if not math.isfinite(step_loss):
-            raise RuntimeError(f"The loss became {step_loss} at step {step}; lower --learning-rate or use "
+            raise PackError(f"The loss became {step_loss} at step {step}; lower --learning-rate or use "
                                f"--mixed-precision bf16/no.")
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import DiffusionVASPipeline, SamplingOptions, complete_content, predict_amodal_masks
+from ..engine.options import SamplingOptions
+from ..engine.pipeline import DiffusionVASPipeline
+from ..stages.run import complete_content, predict_amodal_masks
 from ..evaluation.metrics import completion_metrics, paper_protocol, strict_protocol
 from ..io.media import write_animation
 from .samples import PURPOSE_VALIDATION, TrainingSamples, derived_seed

@@ -15,8 +15,9 @@ from typing import Callable
 
 from ..depth.checkpoint import OFFICIAL_SUFFIXES
 from ..engine.loading import COMPONENTS
-from ..io.hub import download_command, download_snapshot
-from .policy import Host, get_host
+from ..host.policy import Host, get_host
+from .hub import download_command, download_snapshot
+from ..base.errors import PackError
 
 AMODAL_SEGMENTATION = "diffusion-vas-amodal-segmentation"
 CONTENT_COMPLETION = "diffusion-vas-content-completion"
@@ -126,7 +127,7 @@ def check_obtainable(kind: ModelKind, name: str, host: Host | None = None) -> st
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
-        raise RuntimeError(f"{name} is not in {target} and HF_HUB_OFFLINE is set; download it where there is a "
+        raise PackError(f"{name} is not in {target} and HF_HUB_OFFLINE is set; download it where there is a "
                            f"connection: {download_command(kind.published[name], target)}")
     return f"{name}: will download {kind.published[name]} into {target}"
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..depth.checkpoint import ENCODERS, transformers_config
+from .depth.checkpoint import ENCODERS, transformers_config
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ ARCHITECTURES = {"real": REAL, "small": SMALL}
 
 def build_unet(config: dict, seed: int, device="cpu"):
     """The Diffusion-VAS UNet (SVD UNet + ``conv_in2``) with its modules' own random initialisation."""
-    from .unet import DiffusionVASUNet
+    from .engine.unet import DiffusionVASUNet
 
     torch.manual_seed(seed)
     with torch.device(device):

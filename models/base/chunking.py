@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .conditions import MASK_THRESHOLD_U8
 
+MASK_THRESHOLD_U8 = 128  # reference: a mask pixel is "on" when its 8-bit value is > 128
 CHUNK_FRAMES = 8  # frames per host-side chunk (the VAE's default decode_chunk_size)
 CHUNK_PIXELS = 1 << 22  # and at most this many input pixels per chunk (float RGB temporaries ~50 MB each)
 
