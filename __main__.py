@@ -1,7 +1,7 @@
-"""``python -m diffusion_vas``: the command line (see cli.py)."""
+"""``python -m diffusion_vas``: the command line (`commands`)."""
 
 import sys
 
-from .cli import main
+from .commands import main
 
 sys.exit(main())

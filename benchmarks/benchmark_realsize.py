@@ -168,7 +168,7 @@ def node_inputs(frames: int, size: tuple[int, int]) -> dict:
 
 def cli_run(precision: str, args) -> dict:
     """``diffusion-vas run`` on the example clip, in this process (which does nothing else)."""
-    from diffusion_vas.cli import main as cli_main
+    from diffusion_vas.commands import main as cli_main
 
     with tempfile.TemporaryDirectory(prefix="realsize-cli-") as out:
         argv = ["run", "--frames", str(EXAMPLE / "rgb"), "--masks", str(EXAMPLE / "modal"), "--count",

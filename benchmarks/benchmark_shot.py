@@ -92,7 +92,7 @@ def measure_lengths(args) -> list[dict]:
         video, masks = make_shot(args.work / f"{args.size[0]}p_{seconds}s", seconds, *args.size)
         out = args.work / "out"
         shutil.rmtree(out, ignore_errors=True)  # every run writes all its files into an empty folder
-        command = [sys.executable, "-c", "import sys, diffusion_vas.cli as c; sys.exit(c.main(sys.argv[1:]))",
+        command = [sys.executable, "-c", "import sys, diffusion_vas.commands as c; sys.exit(c.main(sys.argv[1:]))",
                    *run_args(video, masks, out, args)]
         began = time.perf_counter()
         result = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True)
@@ -178,7 +178,8 @@ def io_floor(video: Path, out: Path, every: int, files: list[tuple[Path, np.ndar
 def measure_floor(args) -> dict:
     from PIL import Image
 
-    from diffusion_vas.cli import settings_from_args, build_parser
+    from diffusion_vas.commands import build_parser
+    from diffusion_vas.commands.run import settings_from_args
     from diffusion_vas.models.shot import run_shot
 
     from diffusion_vas.models.host.allocator import tune_for_long_runs

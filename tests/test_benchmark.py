@@ -15,7 +15,7 @@ from PIL import Image
 pytest.importorskip("pycocotools")
 
 from conftest import TINY  # noqa: E402
-from diffusion_vas.cli import main  # noqa: E402
+from diffusion_vas.commands import main  # noqa: E402
 from diffusion_vas.models.datasets import read_sailvos, read_tao_amodal, rle  # noqa: E402
 from diffusion_vas.models.datasets.resize import resize_linear  # noqa: E402
 from diffusion_vas.models.evaluation import benchmark as B  # noqa: E402
@@ -477,7 +477,7 @@ def test_benchmark_run_refuses_a_single_process_cpu_launch(tmp_path, monkeypatch
     code = main(["benchmark", "run", "--dataset", "sailvos", "--annotations", str(ann), "--data-root",
                  str(tmp_path), "--device", "cpu"])
     assert code == 1
-    assert "accelerate launch --multi_gpu --num_processes N -m diffusion_vas.cli benchmark run --device cpu" \
+    assert "accelerate launch --multi_gpu --num_processes N -m diffusion_vas.commands benchmark run --device cpu" \
            in capsys.readouterr().err
 
 

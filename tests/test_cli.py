@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusion_vas.cli import EXAMPLE, main, parse_size
+from diffusion_vas.commands import main
+from diffusion_vas.commands.run import EXAMPLE, parse_size
 from conftest import REPO, TINY as MODELS
 
 TINY = ["--stage1", str(MODELS.stage1), "--stage2", str(MODELS.stage2)]
@@ -113,7 +114,7 @@ def test_explained_problems_are_one_line_and_anything_else_shows_its_traceback(t
     """The error policy: an input problem (ValueError) or one the pack explains (PackError, e.g. a corrupt
     checkpoint) is one line and exit code 1; any other exception (a bug, PyTorch's own RuntimeError) propagates
     with its traceback."""
-    import diffusion_vas.cli as cli
+    import diffusion_vas.commands.run as cli
     from diffusion_vas.models.base.errors import PackError
 
     def failing(error):

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_vas.cli import EXAMPLE, main
+from diffusion_vas.commands import main
+from diffusion_vas.commands.run import EXAMPLE
 from diffusion_vas.models.io.mask_files import voc_palette
 from diffusion_vas.models.io.frame_source import read_frames
 from diffusion_vas.models.io.media import frame_rate, write_animation
@@ -90,7 +91,7 @@ def test_mask_size_mismatch_says_what_differs(tmp_path, capsys, caplog):
 
 
 def test_missing_pyav_refuses_mp4_before_any_work(tmp_path, monkeypatch, capsys):
-    import diffusion_vas.cli as cli
+    import diffusion_vas.commands.run as cli
 
     monkeypatch.setattr(cli, "pyav_available", lambda: False)
     args = ["run", "--frames", str(EXAMPLE / "rgb"), "--masks", str(EXAMPLE / "modal"), "--count", "3", *FAST]

@@ -286,7 +286,8 @@ def test_mask_node_consensus_all_and_agreement(stage1_pipe, clip, monkeypatch):
 def test_cli_writes_samples_consensus_and_agreement(tmp_path):
     from PIL import Image
 
-    from diffusion_vas.cli import EXAMPLE, build_parser, main
+    from diffusion_vas.commands import build_parser, main
+    from diffusion_vas.commands.run import EXAMPLE
     from conftest import TINY
 
     assert build_parser().parse_args(["demo", "--out", "o", "--samples", "3"]).samples == 3

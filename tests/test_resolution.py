@@ -216,7 +216,7 @@ def test_cli_keeps_source_frame_names_and_refuses_a_full_output_folder(tmp_path,
     import numpy as np
     from PIL import Image
 
-    from diffusion_vas.cli import main
+    from diffusion_vas.commands import main
 
     frames, masks, depth = tmp_path / "frames", tmp_path / "masks", tmp_path / "depth"
     for folder in (frames, masks, depth):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from conftest import TINY
-from diffusion_vas.cli import EXAMPLE
+from diffusion_vas.commands.run import EXAMPLE
 
 
 def test_a_run_prints_no_torchvision_warning(tmp_path):

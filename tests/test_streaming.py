@@ -325,7 +325,7 @@ def test_resume_after_kill_is_byte_identical(tmp_path):
 
 
 def test_mismatched_resume_is_refused(tmp_path, capsys):
-    from diffusion_vas.cli import main
+    from diffusion_vas.commands import main
 
     video, masks = _two_objects(tmp_path)
     out = tmp_path / "out"

@@ -491,7 +491,7 @@ def test_config_defaults_are_the_authors_and_errors_name_the_setting():
 
 
 def test_two_process_accelerate_launch_on_cpu(tmp_path, svd_folder):
-    """``accelerate launch --multi_gpu --num_processes 2 -m diffusion_vas.cli train --cpu``: gloo on the CPU."""
+    """``accelerate launch --multi_gpu --num_processes 2 -m diffusion_vas.commands train --cpu``: gloo on the CPU."""
     import os
     import shutil
     import subprocess
@@ -504,7 +504,7 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, svd_folder):
     # port 0: accelerate picks a free port, so a concurrent run on the default 29500 cannot clash
     command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                "--main_process_port", "0", "--mixed_precision", "no", "--dynamo_backend", "no", "-m",
-               "diffusion_vas.cli", "train", "--cpu",
+               "diffusion_vas.commands", "train", "--cpu",
                "--stage", "amodal", "--base", str(svd_folder), "--data", "synthetic:2", "--out", str(out),
                "--size", "16x32", "--frames", "2", "--max-steps", "2", "--save-every", "2",
                "--validation-clips", "0", "--report-to", "none"]
@@ -588,7 +588,7 @@ def _partly_hidden_json(root, fractions=(0.45, 0.5, 0.6, 0.7, 0.78)):
 def test_content_training_on_partly_hidden_tracks_and_the_complete_iou_filter(tmp_path, svd_folder, caplog):
     import logging
 
-    from diffusion_vas.cli import main
+    from diffusion_vas.commands import main
 
     data = _partly_hidden_json(tmp_path)
     common = ["train", "--stage", "content", "--base", str(svd_folder), "--data", str(data), "--data-root",
@@ -605,7 +605,7 @@ def test_content_training_on_partly_hidden_tracks_and_the_complete_iou_filter(tm
 
 
 def test_complete_iou_that_drops_every_track_says_what_to_do(tmp_path, svd_folder, capsys):
-    from diffusion_vas.cli import main
+    from diffusion_vas.commands import main
 
     data = _partly_hidden_json(tmp_path)
     code = main(["train", "--stage", "content", "--base", str(svd_folder), "--data", str(data), "--data-root",
@@ -628,7 +628,7 @@ def test_single_process_cpu_launch_is_recognised_from_the_environment():
     assert not single_process_cpu_launch(dict(simple, WORLD_SIZE="2", RANK="0"))  # torchrun (--multi_gpu)
     assert not single_process_cpu_launch(dict(simple, OMPI_COMM_WORLD_SIZE="2"))  # mpirun
     assert not single_process_cpu_launch(dict(simple, ACCELERATE_USE_CPU="False"))
-    with pytest.raises(ValueError, match=r"accelerate launch --multi_gpu --num_processes N -m diffusion_vas.cli "
+    with pytest.raises(ValueError, match=r"accelerate launch --multi_gpu --num_processes N -m diffusion_vas.commands "
                                          r"benchmark run --device cpu"):
         check_launch("benchmark run", simple)
 
@@ -644,12 +644,12 @@ def test_cpu_launch_with_several_processes_is_refused_with_the_form_that_works(t
     if launcher is None:
         pytest.skip("the accelerate launcher is not installed")
     command = [launcher, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
-               "no", "--dynamo_backend", "no", "-m", "diffusion_vas.cli", "train", "--stage", "amodal", "--base",
+               "no", "--dynamo_backend", "no", "-m", "diffusion_vas.commands", "train", "--stage", "amodal", "--base",
                str(svd_folder), "--data", "synthetic:1", "--out", str(tmp_path / "cpu"), "--size", "16x32",
                "--frames", "2", "--max-steps", "1", "--validation-clips", "0", "--report-to", "none"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert done.returncode != 0
     assert "starts only one process" in done.stderr
-    assert "accelerate launch --multi_gpu --num_processes N -m diffusion_vas.cli train --cpu" in done.stderr
+    assert "accelerate launch --multi_gpu --num_processes N -m diffusion_vas.commands train --cpu" in done.stderr
     assert not (tmp_path / "cpu" / "final").exists()

@@ -36,5 +36,5 @@ def check_launch(command: str, environ=None) -> None:
         f"`accelerate launch --cpu --num_processes N` starts only one process (accelerate's --cpu always uses its "
         f"single-process launcher and ignores --num_processes), so this run would be one process, not N. For N "
         f"CPU processes connected over gloo run: accelerate launch --multi_gpu --num_processes N "
-        f"-m diffusion_vas.cli {command}{flag} ... ; for one process leave out --num_processes (or run "
+        f"-m diffusion_vas.commands {command}{flag} ... ; for one process leave out --num_processes (or run "
         f"diffusion-vas {command}{flag} ... without accelerate).")

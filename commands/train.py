@@ -3,8 +3,8 @@
     diffusion-vas train --stage amodal --base stable-video-diffusion-img2vid-xt/ --data clips/ --out runs/amodal
     diffusion-vas train --stage content --base diffusion-vas-content-completion --data train.json
         --data-root /data/sailvos_cut_png --out runs/content --max-steps 20000
-    accelerate launch --multi_gpu --num_processes 8 -m diffusion_vas.cli train ...   # one process per GPU
-    accelerate launch --multi_gpu --num_processes 2 -m diffusion_vas.cli train --cpu ...   # CPU processes (gloo)
+    accelerate launch --multi_gpu --num_processes 8 -m diffusion_vas.commands train ...   # one process per GPU
+    accelerate launch --multi_gpu --num_processes 2 -m diffusion_vas.commands train --cpu ...   # CPU processes (gloo)
 
 Several CPU processes need ``--multi_gpu`` and the command's own ``--cpu``: ``accelerate launch --cpu
 --num_processes N`` starts one process only, and is refused. Without ``--max-steps`` the run is ``--epochs``
@@ -12,8 +12,8 @@ epochs (the authors' 20); the steps per epoch are logged at the start.
 
 ``--data`` is a clip folder or a folder of clips (``rgb/``, ``modal/``, ``amodal/``, optional ``depth/`` and
 ``amodal_rgb/``), a SAIL-VOS-format ``.json`` (with ``--data-root``) or ``synthetic[:N]``. The final checkpoint
-is ``OUT/final`` in the published layout. Registered from ``cli.py`` through `add_train_parser`; every default
-comes from `TrainingConfig`.
+is ``OUT/final`` in the published layout. Registered by `commands` through `add_parsers`; every default comes from
+`TrainingConfig`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pathlib import Path
 logger = logging.getLogger("diffusion_vas")
 
 
-def add_train_parser(commands) -> None:
+def add_parsers(commands) -> None:
     """Adds ``train`` to the CLI's subcommands; the handler is stored as ``args.handler``."""
-    from .models.training.config import CLIP_CONTEXTS, MIXED_PRECISIONS, STAGES, TrainingConfig
+    from ..models.training.config import CLIP_CONTEXTS, MIXED_PRECISIONS, STAGES, TrainingConfig
 
     d = {f.name: f.default for f in fields(TrainingConfig) if f.default is not MISSING}
     p = commands.add_parser("train", help="fine-tune stage 1 (amodal) or stage 2 (content) the authors' way",
@@ -87,7 +87,7 @@ def add_train_parser(commands) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from .models.training import TrainingConfig, parse_size, train
+    from ..models.training import TrainingConfig, parse_size, train
 
     if args.epochs is not None and args.max_steps is not None:
         raise ValueError("Give --epochs or --max-steps, not both (--max-steps fixes the step count, --epochs "
@@ -95,12 +95,12 @@ def run_train(args: argparse.Namespace) -> None:
     length = {"epochs": args.epochs} if args.epochs is not None else {}
     base = args.base
     if not Path(base).expanduser().is_dir():
-        from .models.io.catalog import resolve_checkpoint
+        from ..models.io.catalog import resolve_checkpoint
 
         base = str(resolve_checkpoint(base))
     depth_model = args.depth_model
     if depth_model and not Path(depth_model).expanduser().exists():
-        from .models.io.catalog import resolve_depth_model
+        from ..models.io.catalog import resolve_depth_model
 
         depth_model = str(resolve_depth_model(depth_model))
     config = TrainingConfig(

@@ -1,4 +1,4 @@
-"""Command line: run both Diffusion-VAS stages on a shot without ComfyUI.
+"""``diffusion-vas run`` and ``diffusion-vas demo``: both stages on a shot, streamed from decode to write.
 
     diffusion-vas run --frames shot.mp4 --masks masks/ --out results/
     diffusion-vas demo --out results/demo      # the bundled example clip
@@ -6,61 +6,37 @@
 A shot of any length streams from decode to write (`models.shot`): memory stays flat in its length, results are
 written as they are produced, and ``--resume`` continues a stopped run. Models are folder paths or the published
 names, downloaded on first use into ``$DIFFUSION_VAS_MODELS_DIR/<kind>/<name>`` (default
-``~/.cache/diffusion-vas``). Exit codes: 0 success, 1 a problem with the inputs or models (the message says
-which), 2 bad arguments.
+``~/.cache/diffusion-vas``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from .models.engine.options import parse_size as parse_processing_size
-from .models import DEFAULT_SIZE, SamplingOptions
-from .models.depth.estimator import INPUT_SIZE
-from .models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM
-from .models.stages.conditions import AMODAL_SUM_THRESHOLD
-from .models.stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
-from .models.stages.region import DEFAULT_REGION, REGIONS
-from .models.stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
-from .models.base.errors import PackError
-from .models.host.allocator import tune_for_long_runs
-from .models.io.catalog import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH_MODELS
-from .models.host import PRECISIONS
-from .models.io.mask_files import MASK_FORMATS
-from .models.io.media import pyav_available
-from .models.shot import DEFAULT_WRITE, WRITE_CHOICES, ShotSettings, run_shot
-from .models.shot.run import FOLDER_FPS
+from ..models.engine.options import parse_size as parse_processing_size
+from ..models import DEFAULT_SIZE, SamplingOptions
+from ..models.depth.estimator import INPUT_SIZE
+from ..models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM
+from ..models.stages.conditions import AMODAL_SUM_THRESHOLD
+from ..models.stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
+from ..models.stages.region import DEFAULT_REGION, REGIONS
+from ..models.stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
+from ..models.io.catalog import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL, DEPTH_MODELS
+from ..models.host import PRECISIONS
+from ..models.io.mask_files import MASK_FORMATS
+from ..models.io.media import pyav_available
+from ..models.shot import DEFAULT_WRITE, WRITE_CHOICES, ShotSettings, run_shot
+from ..models.shot.run import FOLDER_FPS
 
-from .benchmark_cli import add_benchmark_parser
-from .train_cli import add_train_parser
 
 logger = logging.getLogger("diffusion_vas")
-EXAMPLE = Path(__file__).resolve().parent / "example_clips" / "synthetic_occlusion"
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_clips" / "synthetic_occlusion"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    try:
-        if args.command in ("run", "demo"):
-            tune_for_long_runs()  # reuse freed pages instead of faulting them in again, part after part
-        if args.command == "demo":
-            args.frames, args.masks, args.object_ids = EXAMPLE / "rgb", EXAMPLE / "modal", None
-            args.mask_format = "auto"
-        getattr(args, "handler", run)(args)
-    except (ValueError, FileNotFoundError, PackError) as err:  # an input or model problem, explained: one line
-        print(f"diffusion-vas: error: {err}", file=sys.stderr)
-        return 1  # anything else (a bug, PyTorch's own errors) shows its traceback
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="diffusion-vas", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_parsers(commands) -> None:
+    """The ``run`` and ``demo`` subcommands."""
     run_parser = commands.add_parser("run", help="amodal masks and completed RGB for a clip and its masks")
     run_parser.add_argument("--frames", required=True, type=Path, help="video file or folder of frames")
     run_parser.add_argument("--masks", required=True, type=Path,
@@ -75,9 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser = commands.add_parser("demo", help="run on the bundled example clip (example_clips/synthetic_occlusion)")
     for sub in (run_parser, demo_parser):
         _add_common(sub)
-    add_benchmark_parser(commands)
-    add_train_parser(commands)
-    return parser
+    run_parser.set_defaults(handler=run, allocator=True)
+    demo_parser.set_defaults(handler=demo, allocator=True)
+
+
+def demo(args: argparse.Namespace) -> None:
+    """``demo``: `run` on the bundled example clip."""
+    args.frames, args.masks, args.object_ids = EXAMPLE / "rgb", EXAMPLE / "modal", None
+    args.mask_format = "auto"
+    run(args)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -203,7 +185,3 @@ def parse_size(text: str) -> tuple[int, int]:
     if height % 64 or width % 64:
         logger.warning("--size %s is not a multiple of 64; the published checkpoints need one.", text)
     return height, width
-
-
-if __name__ == "__main__":  # `python -m diffusion_vas.cli ...`, as `accelerate launch -m diffusion_vas.cli` runs it
-    sys.exit(main())

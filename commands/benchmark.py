@@ -2,12 +2,12 @@
 
     diffusion-vas benchmark run --dataset sailvos --annotations val.json --data-root /data/sailvos_cut_png \
         --output results/sailvos.json [--score]
-    accelerate launch --multi_gpu --num_processes 8 -m diffusion_vas.cli benchmark run ...   # one shard per process
+    accelerate launch --multi_gpu --num_processes 8 -m diffusion_vas.commands benchmark run ...   # one shard per process
     diffusion-vas benchmark run ... --samples 3 --score     # Top-1 and the oracle Top-3, as the paper's rows
     diffusion-vas benchmark score --dataset sailvos --annotations val.json --predictions results.json
 
 ``score`` takes any result JSON in the authors' format (theirs or this project's) and needs no frames. Registered
-from ``cli.py`` through `add_benchmark_parser`; argument parsing and the handler live here.
+by `commands` through `add_parsers`; argument parsing and the handler live here.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ import json
 import logging
 from pathlib import Path
 
-from .models.engine.options import parse_size
+from ..models.engine.options import parse_size
 
 logger = logging.getLogger("diffusion_vas")
 
 
-def add_benchmark_parser(commands) -> None:
+def add_parsers(commands) -> None:
     """Adds ``benchmark run|score`` to the CLI's subcommands; the handler is stored as ``args.handler``."""
-    from .models.evaluation.benchmark import DATASETS
-    from .models.evaluation.benchmark_scoring import DEFAULT_BUCKETS
-    from .models.io.catalog import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL
-    from .models.host import PRECISIONS
+    from ..models.evaluation.benchmark import DATASETS
+    from ..models.evaluation.benchmark_scoring import DEFAULT_BUCKETS
+    from ..models.io.catalog import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL
+    from ..models.host import PRECISIONS
 
     bench = commands.add_parser("benchmark", help="predict and score real datasets (SAIL-VOS-2D, TAO-Amodal, MOVi)",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,12 +79,12 @@ def add_benchmark_parser(commands) -> None:
 
 
 def run_command(args: argparse.Namespace) -> None:
-    from .models import load_pipeline
-    from .models.depth.estimator import load_depth_model
-    from .models.evaluation.benchmark import open_dataset, run_benchmark, settings_for
-    from .models.io.catalog import resolve_checkpoint, resolve_depth_model
-    from .models.host import resolve_device, resolve_dtype
-    from .models.stages.run import SamplingOptions
+    from ..models import load_pipeline
+    from ..models.depth.estimator import load_depth_model
+    from ..models.evaluation.benchmark import open_dataset, run_benchmark, settings_for
+    from ..models.io.catalog import resolve_checkpoint, resolve_depth_model
+    from ..models.host import resolve_device, resolve_dtype
+    from ..models.stages.run import SamplingOptions
 
     settings = settings_for(args.dataset)
     if args.samples < 1:
@@ -117,8 +117,8 @@ def score_command(args: argparse.Namespace, limit: int | None = None) -> None:
     that run predicted, and the summary says it is a partial run."""
     from itertools import islice
 
-    from .models.evaluation.benchmark import open_dataset, settings_for
-    from .models.evaluation.benchmark_scoring import format_summary, load_results, score_results
+    from ..models.evaluation.benchmark import open_dataset, settings_for
+    from ..models.evaluation.benchmark_scoring import format_summary, load_results, score_results
 
     settings = settings_for(args.dataset)
     data = open_dataset(args.dataset, args.annotations, None, args.track_offsets)
@@ -151,7 +151,7 @@ def _process_state(device: str):
     processes instead of N unconnected copies. ``accelerate launch --cpu --num_processes N``, which starts one
     process only, is refused with that form (`models.training.launch`).
     """
-    from .models.training.launch import check_launch
+    from ..models.training.launch import check_launch
 
     check_launch("benchmark run")
     try:
