@@ -40,8 +40,8 @@ def tune_for_long_runs(keep_everything: bool = False) -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done = [mallopt(M_MMAP_THRESHOLD, HEAP_THRESHOLD), mallopt(M_TRIM_THRESHOLD, KEEP_FREED),
             mallopt(M_TOP_PAD, TOP_PAD)]
-    if keep_everything:
-        done.append(mallopt(M_MMAP_MAX, 0))
+    if keep_everything:  # no mmap, and never trim (-1 is the largest size_t to glibc)
+        done += [mallopt(M_MMAP_MAX, 0), mallopt(M_TRIM_THRESHOLD, -1)]
     if not all(done):
         logger.debug("mallopt refused some settings: %s", done)
     return all(done)
