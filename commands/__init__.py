@@ -17,8 +17,8 @@ import argparse
 import logging
 import sys
 
-from ..models.base.errors import PackError
-from ..models.host.allocator import tune_for_long_runs
+from ..models import PackError
+from ..models import tune_for_long_runs
 from . import benchmark, memory, run, train
 
 

@@ -17,17 +17,17 @@ import json
 import logging
 from pathlib import Path
 
-from ..models.engine.options import parse_size
+from ..models import settings as S
+from ..models import parse_size
+from .options import add_settings
 
 logger = logging.getLogger("diffusion_vas")
 
 
 def add_parsers(commands) -> None:
     """Adds ``benchmark run|score`` to the CLI's subcommands; the handler is stored as ``args.handler``."""
-    from ..models.evaluation.benchmark import DATASETS
-    from ..models.evaluation.benchmark_scoring import DEFAULT_BUCKETS
-    from ..models.io.catalog import AMODAL_SEGMENTATION, CONTENT_COMPLETION, DEFAULT_DEPTH_MODEL
-    from ..models.host import PRECISIONS
+    from ..models import DATASETS
+    from ..models import DEFAULT_BUCKETS
 
     bench = commands.add_parser("benchmark", help="predict and score real datasets (SAIL-VOS-2D, TAO-Amodal, MOVi)",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,26 +52,21 @@ def add_parsers(commands) -> None:
     run.add_argument("--data-root", required=True, type=Path, help="folder the annotation's frame paths are under")
     run.add_argument("--output", type=Path,
                      help="result JSON (default: the authors' file name in the current folder)")
-    run.add_argument("--stage1", default=AMODAL_SEGMENTATION,
-                     help="amodal-segmentation checkpoint: folder or published name (default: %(default)s)")
+    add_settings(run, (S.CHECKPOINT,))
     run.add_argument("--content", action="store_true", help="also run stage 2 (content completion)")
-    run.add_argument("--stage2", default=CONTENT_COMPLETION, help="content-completion checkpoint (with --content)")
     run.add_argument("--content-dir", type=Path, help="with --content: where completed frames go (PNG per clip)")
-    run.add_argument("--depth-model", default=DEFAULT_DEPTH_MODEL,
-                     help="Depth Anything V2 folder, file or published name (default: %(default)s; the authors "
-                          "use ViT-L)")
+    add_settings(run, (S.DEPTH_MODEL,))
     run.add_argument("--depth-cache", type=Path, help="folder to keep each clip's raw depth in (reused on resume)")
-    run.add_argument("--steps", type=int, default=25, help="denoising steps (default: %(default)s)")
-    run.add_argument("--seed", type=int, default=23, help="stage-1 seed, per clip (default: %(default)s)")
+    add_settings(run, (S.STEPS,))
+    add_settings(run, (S.SEED,), stages=("amodal",))
     run.add_argument("--limit", type=int, help="only the first N usable clips (with --score: scored on those)")
-    run.add_argument("--samples", type=int, default=1,
-                     help="K stage-1 samples per clip (sample k with seed + k; sample 0 in the authors' fields); "
-                          "scoring adds the oracle Top-K: per clip the best of K, chosen with the ground truth, "
-                          "as the paper's Top-3 rows (default: %(default)s)")
+    add_settings(run, (S.SAMPLES.variant(
+        cli_help="K stage-1 samples per clip (sample k with seed + k; sample 0 in the authors' fields); scoring adds "
+                 "the oracle Top-K: per clip the best of K, chosen with the ground truth, as the paper's Top-3 rows"),))
     run.add_argument("--size", type=_size, help="processing HEIGHTxWIDTH instead of the dataset's (256x512); "
                                                  "not the authors' setting")
-    run.add_argument("--device", default="auto", help="auto (accelerate's device per process), cpu, cuda, ...")
-    run.add_argument("--dtype", default="auto", choices=PRECISIONS, help="precision (default: auto)")
+    add_settings(run, (S.DEVICE.variant(cli_help="auto (accelerate's device per process), cpu, cuda, ..."),
+                       S.PRECISION))
     run.add_argument("--score", action="store_true", help="score the merged result file at the end")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=run_command, missing="error")
@@ -80,11 +75,11 @@ def add_parsers(commands) -> None:
 
 def run_command(args: argparse.Namespace) -> None:
     from ..models import load_pipeline
-    from ..models.depth.estimator import load_depth_model
-    from ..models.evaluation.benchmark import open_dataset, run_benchmark, settings_for
-    from ..models.io.catalog import resolve_checkpoint, resolve_depth_model
-    from ..models.host import resolve_device, resolve_dtype
-    from ..models.stages.run import SamplingOptions
+    from ..models import load_depth_model
+    from ..models import open_dataset, run_benchmark, settings_for
+    from ..models import resolve_checkpoint, resolve_depth_model
+    from ..models import resolve_device, resolve_dtype
+    from ..models import SamplingOptions
 
     settings = settings_for(args.dataset)
     if args.samples < 1:
@@ -99,7 +94,7 @@ def run_command(args: argparse.Namespace) -> None:
     estimator = load_depth_model(resolve_depth_model(args.depth_model), device, dtype)
     report = run_benchmark(
         args.dataset, data, output, amodal, lambda frames: estimator.predict(frames),
-        options=SamplingOptions(seed=args.seed, num_inference_steps=args.steps), content_pipe=content,
+        options=SamplingOptions.for_stage("amodal", seed=args.seed, num_inference_steps=args.steps), content_pipe=content,
         content_dir=args.content_dir, depth_cache=args.depth_cache, limit=args.limit,
         process_index=state.process_index if state else 0, num_processes=state.num_processes if state else 1,
         barrier=state.wait_for_everyone if state else None, progress=not args.no_progress, size=args.size,
@@ -117,8 +112,8 @@ def score_command(args: argparse.Namespace, limit: int | None = None) -> None:
     that run predicted, and the summary says it is a partial run."""
     from itertools import islice
 
-    from ..models.evaluation.benchmark import open_dataset, settings_for
-    from ..models.evaluation.benchmark_scoring import format_summary, load_results, score_results
+    from ..models import open_dataset, settings_for
+    from ..models import format_summary, load_results, score_results
 
     settings = settings_for(args.dataset)
     data = open_dataset(args.dataset, args.annotations, None, args.track_offsets)
@@ -151,7 +146,7 @@ def _process_state(device: str):
     processes instead of N unconnected copies. ``accelerate launch --cpu --num_processes N``, which starts one
     process only, is refused with that form (`models.training.launch`).
     """
-    from ..models.training.launch import check_launch
+    from ..models import check_launch
 
     check_launch("benchmark run")
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..models.training.memory import GIB, SETTINGS, estimate_memory, memory_table
+from ..models import GIB, MEMORY_SETTINGS as SETTINGS, estimate_memory, memory_table
 
 
 def add_parsers(commands) -> None:

@@ -2,7 +2,7 @@
 
 from importlib import import_module
 
-from ..models.io.catalog import DEPTH, DIFFUSION_VAS
+from ..models import DEPTH, DIFFUSION_VAS
 from .comfy_bridge import install
 from .names import NODE_DISPLAY_NAME_MAPPINGS as _DISPLAY_NAMES
 

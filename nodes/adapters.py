@@ -12,8 +12,8 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from ..models.base.chunking import MaskFormat, all_finite, chunks, to_float
-from ..models.base.sequences import ResizedDepth
+from ..models import MaskFormat, all_finite, chunks, to_float
+from ..models import ResizedDepth
 
 logger = logging.getLogger(__name__)
 

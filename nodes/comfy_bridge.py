@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.host import Host, get_host, set_host
+from ..models import Host, get_host, set_host
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,11 @@ import re
 import torch
 import torch.nn.functional as F
 
-from ..models.editing.composite import MODES, composite_edit, composite_masks, composite_stream, shot_background
-from ..models.base.sequences import TensorFrames
+from ..models import settings as S
+from ..models.settings import Link
+from .inputs import node_inputs
+from ..models import composite_edit, composite_masks, composite_stream, shot_background
+from ..models import TensorFrames
 from .adapters import unstack_objects
 from .video import (DEFAULT_VIDEO_FPS, FrameVideo, Rendered, frame_rate, frame_sequence, frames_video, is_video,
                     to_float, to_uint8)
@@ -49,52 +52,27 @@ class CompositeEdit:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "images": ("IMAGE,VIDEO", {"tooltip": "The original video frames (T frames): an IMAGE batch, or a "
-                                                      "VIDEO (Load Video, Select Frames) for long shots."}),
-                "amodal_rgb": ("IMAGE,VIDEO", {
-                    "tooltip": "The objects' completed colours from stage 2, T frames per object: its amodal_rgb, or "
-                    "for long shots its video (the colours are then made part by part). " + _STACKING}),
-                "amodal_masks": ("MASK", {
-                    "tooltip": "The objects' full shapes (visible + hidden; stage 1's or stage 2's alpha), T frames "
-                    "per object. " + _STACKING}),
-                "mode": (list(MODES), {
-                    "default": "reveal",
-                    "tooltip": "reveal, xray, remove_occluder, layer or move (see the node description)."}),
-            },
-            "optional": {
-                "modal_masks": ("MASK", {
-                    "tooltip": "The objects' visible parts, T frames per object (xray, move). " + _STACKING}),
-                "occluder_masks": ("MASK", {
-                    "tooltip": "What hides the objects (remove_occluder; optional for xray and move). T frames, "
-                    "or K*T frames for K occluders stacked occluder by occluder (they are united)."}),
-                "background": ("IMAGE", {
-                    "tooltip": "The scene without occluder or object (1 or T frames), e.g. from an inpainting node, "
-                    "for remove_occluder and move. Without it a clean plate is built from the clip: each pixel as "
-                    "seen in the frames where nothing covers it, a smooth fill where it is never seen (connect one "
-                    "when the occluder never moves)."}),
-                "opacity": ("FLOAT", {
-                    "default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05,
-                    "tooltip": "xray: how solid the hidden part is drawn (0 invisible, 1 opaque)."}),
-                "feather": ("FLOAT", {
-                    "default": 0.0, "min": 0.0, "max": 64.0, "step": 0.5,
-                    "tooltip": "Softens every edge over about this many pixels (0: hard edges). Raise it when a "
-                    "hard edge or a fringe of the occluder shows."}),
-                "offset_x": ("INT", {
-                    "default": 0, "min": -8192, "max": 8192, "step": 1,
-                    "tooltip": "move: pixels to shift the objects right (negative: left)."}),
-                "offset_y": ("INT", {
-                    "default": 0, "min": -8192, "max": 8192, "step": 1,
-                    "tooltip": "move: pixels to shift the objects down (negative: up)."}),
-                "outline_color": ("STRING", {
-                    "default": "#00FF00", "tooltip": "xray: outline colour as hex RGB, e.g. #00FF00."}),
-                "outline_width": ("INT", {
-                    "default": 2, "min": 0, "max": 64, "step": 1,
-                    "tooltip": "xray: outline width in pixels around the full object shape; 0 = no outline."}),
-            },
-            "hidden": hidden_inputs(),
-        }
+        return node_inputs(
+            required=(Link("images", "IMAGE,VIDEO", "The original video frames (T frames): an IMAGE batch, or a VIDEO "
+                                                    "(Load Video, Select Frames) for long shots."),
+                      Link("amodal_rgb", "IMAGE,VIDEO", "The objects' completed colours from stage 2, T frames per "
+                                                        "object: its amodal_rgb, or for long shots its video (the "
+                                                        "colours are then made part by part). " + _STACKING),
+                      Link("amodal_masks", "MASK", "The objects' full shapes (visible + hidden; stage 1's or stage "
+                                                   "2's alpha), T frames per object. " + _STACKING),
+                      S.MODE),
+            optional=(Link("modal_masks", "MASK", "The objects' visible parts, T frames per object (xray, move). "
+                           + _STACKING),
+                      Link("occluder_masks", "MASK", "What hides the objects (remove_occluder; optional for xray and "
+                                                     "move). T frames, or K*T frames for K occluders stacked occluder "
+                                                     "by occluder (they are united)."),
+                      Link("background", "IMAGE", "The scene without occluder or object (1 or T frames), e.g. from an "
+                                                  "inpainting node, for remove_occluder and move. Without it a clean "
+                                                  "plate is built from the clip: each pixel as seen in the frames "
+                                                  "where nothing covers it, a smooth fill where it is never seen "
+                                                  "(connect one when the occluder never moves)."),
+                      S.OPACITY, S.FEATHER, S.OFFSET_X, S.OFFSET_Y, S.OUTLINE_COLOR, S.OUTLINE_WIDTH),
+            hidden=hidden_inputs())
 
     def composite(self, images, amodal_rgb, amodal_masks, mode, modal_masks=None, occluder_masks=None,
                   background=None, opacity=0.5, feather=0.0, offset_x=0, offset_y=0, outline_color="#00FF00",

@@ -9,17 +9,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..models.depth.estimator import (
-    INPUT_SIZE, NORMALIZATIONS, PATCH_SIZE, DepthEstimator, load_depth_model, normalize_depth,
-)
-from ..models.io.catalog import DEFAULT_DEPTH_MODEL, DEPTH, available_models, resolve_depth_model
-from ..models.host import PRECISIONS, get_host, resolve_dtype
-from ..models.depth.resolution import DEFAULT_DEPTH_FROM, DEPTH_FROM, DepthFromFrames, predict_depth
-from ..models.base.chunking import chunks
-from ..models.engine.options import DEFAULT_SIZE
+from ..models import INPUT_SIZE, DepthEstimator, load_depth_model, normalize_depth
+from ..models import DEFAULT_DEPTH_MODEL, DEPTH, available_models, resolve_depth_model
+from ..models import get_host, resolve_dtype
+from ..models import DEFAULT_DEPTH_FROM, DepthFromFrames, predict_depth
+from ..models import chunks
+from ..models import DEFAULT_SIZE
 from .adapters import depth_image_frames
 from .comfy_bridge import ManagedModels
-from .names import ADVANCED
+from ..models import settings as S
+from ..models.settings import Link
+from .inputs import node_inputs
 from .video import frame_sequence, is_video
 
 logger = logging.getLogger(__name__)
@@ -68,59 +68,16 @@ class PseudoDepth:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "images": ("IMAGE,VIDEO", {"tooltip": "The video frames: an IMAGE batch, or a VIDEO (Load Video, Select "
-                                                      "Frames) for long shots, decoded a few frames at a time; then "
-                                                      "the depth comes back at the stage nodes' size (width x height) "
-                                                      "to keep the shot small."}),
-                "model": (available_models(DEPTH), {
-                    "default": DEFAULT_MODEL,
-                    "tooltip": "Depth Anything V2: a folder (transformers) or official .pth/.safetensors file in "
-                               "models/depthanything, or an absolute path. The *-hf models download on first use "
-                               "from huggingface.co/depth-anything. The authors used Large. Licences: Small "
-                               "Apache-2.0 (commercial work); Base and Large CC-BY-NC-4.0 (non-commercial).",
-                }),
-                "normalization": (list(NORMALIZATIONS), {
-                    "default": "clip", **ADVANCED,
-                    "tooltip": "clip: one brightness scale for the whole clip (what the model was trained on). "
-                               "frame: each frame stretched to 0..1 on its own (flickers when the scene changes).",
-                }),
-                "batch_size": ("INT", {
-                    "default": 4, "min": 1, "max": 256, **ADVANCED,
-                    "tooltip": "Frames per network call: lower it if memory runs out; the result is the same.",
-                }),
-                "precision": (list(PRECISIONS), {
-                    "default": "auto", **ADVANCED,
-                    "tooltip": "Weight precision; auto picks fp16/bf16 on GPUs, fp32 on the CPU.",
-                }),
-                "input_size": ("INT", {
-                    "default": INPUT_SIZE, "min": PATCH_SIZE, "max": 2044, "step": PATCH_SIZE, **ADVANCED,
-                    "tooltip": f"Size the depth network works at (shortest side, a multiple of {PATCH_SIZE}); "
-                               f"{INPUT_SIZE} as trained. Larger gives finer depth detail and needs more memory.",
-                }),
-            },
-            "optional": {
-                "depth": ("IMAGE", {
-                    "tooltip": "Depth from another node (Video Depth Anything, DepthCrafter, ...), grayscale with "
-                               "near = bright. Skips the network; only scaled (and resized to 'images').",
-                }),
-                "depth_from": (list(DEPTH_FROM), {
-                    "default": DEFAULT_DEPTH_FROM, **ADVANCED,
-                    "tooltip": "processing: the network sees the frames at the stage nodes' size (width x height), "
-                               "as the authors trained (the depth detail the model knows; fast at HD/4K). input: "
-                               "the frames as they are. The output is at the size of 'images' either way.",
-                }),
-                "width": ("INT", {
-                    "default": DEFAULT_SIZE[1], "min": 64, "max": 4096, "step": 8, **ADVANCED,
-                    "tooltip": "depth_from processing: the stage nodes' width (keep both the same; trained: 512).",
-                }),
-                "height": ("INT", {
-                    "default": DEFAULT_SIZE[0], "min": 64, "max": 4096, "step": 8, **ADVANCED,
-                    "tooltip": "depth_from processing: the stage nodes' height (keep both the same; trained: 256).",
-                }),
-            },
-        }
+        return node_inputs(
+            required=(Link("images", "IMAGE,VIDEO", "The video frames: an IMAGE batch, or a VIDEO (Load Video, Select "
+                                                    "Frames) for long shots, decoded a few frames at a time; then the "
+                                                    "depth comes back at the stage nodes' size (width x height) to "
+                                                    "keep the shot small."),
+                      S.DEPTH_MODEL, S.NORMALIZATION, S.DEPTH_BATCH_SIZE, S.DEPTH_PRECISION, S.DEPTH_INPUT_SIZE),
+            optional=(Link("depth", "IMAGE", "Depth from another node (Video Depth Anything, DepthCrafter, ...), "
+                                             "grayscale with near = bright. Skips the network; only scaled (and "
+                                             "resized to 'images')."),
+                      S.DEPTH_FROM_SETTING, S.DEPTH_WIDTH, S.DEPTH_HEIGHT))
 
     @classmethod
     def VALIDATE_INPUTS(cls, model):

@@ -6,9 +6,11 @@ object (object 0's frames 0..T-1, then object 1's, ...); ``objects`` says how ma
 
 from __future__ import annotations
 
-from ..models.evaluation.metrics import (completion_metrics, completion_top_k, number, paper_protocol, percent,
-                                         strict_protocol, top_k_scores)
-from ..models.stages.hypotheses import select
+from ..models import settings as S
+from ..models.settings import Link
+from .inputs import node_inputs
+from ..models import completion_metrics, completion_top_k, number, paper_protocol, percent, strict_protocol, top_k_scores
+from ..models import select_sample as select
 
 _STACKING = "For several objects, stack N*T frames object by object and set objects to N."
 
@@ -31,24 +33,14 @@ class EvaluateAmodal:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "amodal_masks": ("MASK", {"tooltip": "Predicted full object masks, N*T frames. " + _STACKING}),
-                "true_amodal_masks": ("MASK", {"tooltip": "True full object masks, same frames and size."}),
-                "true_modal_masks": ("MASK", {"tooltip": "True visible masks, same frames and size."}),
-                "objects": ("INT", {"default": 1, "min": 1, "max": 256,
-                                    "tooltip": "Number of objects N stacked in the mask batches."}),
-            },
-            "optional": {
-                "amodal_rgb": ("IMAGE", {"tooltip": "Completed object colours (stage 2), N*T frames."}),
-                "true_amodal_rgb": ("IMAGE", {"tooltip": "True object colours, hidden part included, N*T frames."}),
-                "samples": ("INT", {"default": 1, "min": 1, "max": 64,
-                                    "tooltip": "K: samples per object in amodal_masks (N*K*T frames, object by object, "
-                                               "then sample by sample). Above 1 the report adds the oracle Top-K; "
-                                               "the other lines score sample 0 (Top-1), amodal_rgb too when it "
-                                               "holds K samples."}),
-            },
-        }
+        return node_inputs(
+            required=(Link("amodal_masks", "MASK", "Predicted full object masks, N*T frames. " + _STACKING),
+                      Link("true_amodal_masks", "MASK", "True full object masks, same frames and size."),
+                      Link("true_modal_masks", "MASK", "True visible masks, same frames and size."),
+                      S.SCORED_OBJECTS),
+            optional=(Link("amodal_rgb", "IMAGE", "Completed object colours (stage 2), N*T frames."),
+                      Link("true_amodal_rgb", "IMAGE", "True object colours, hidden part included, N*T frames."),
+                      S.SCORED_SAMPLES))
 
     def evaluate(self, amodal_masks, true_amodal_masks, true_modal_masks, objects=1, amodal_rgb=None,
                  true_amodal_rgb=None, samples=1):

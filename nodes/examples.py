@@ -16,9 +16,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from ..models.io.frame_source import read_frames
-from ..models.io.media import write_animation
-from ..models.host import get_host
+from ..models import read_frames
+from ..models import write_animation
+from ..models import get_host
 
 logger = logging.getLogger(__name__)
 

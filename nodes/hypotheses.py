@@ -8,7 +8,10 @@ side by side and pass the chosen one on (`models.stages.hypotheses.select`).
 
 from __future__ import annotations
 
-from ..models.stages.hypotheses import select
+from ..models import settings as S
+from ..models.settings import Link
+from .inputs import node_inputs
+from ..models import select_sample as select
 
 _STACKING = ("N x K x T frames stacked object by object, within an object sample by sample (as the stage nodes "
              "return them with samples = K).")
@@ -32,21 +35,10 @@ class SelectHypothesis:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "objects": ("INT", {"default": 1, "min": 1, "max": 256,
-                                    "tooltip": "N: number of objects stacked in the batch."}),
-                "samples": ("INT", {"default": 3, "min": 1, "max": 64,
-                                    "tooltip": "K: samples per object (the stage node's samples)."}),
-                "index": ("INT", {"default": 0, "min": 0, "max": 63,
-                                  "tooltip": "Which sample: 0 is the first (drawn with the stage's seed), k the one "
-                                             "drawn with seed + k. Less than samples."}),
-            },
-            "optional": {
-                "masks": ("MASK", {"tooltip": "Masks with K samples per object: " + _STACKING}),
-                "images": ("IMAGE", {"tooltip": "Images with K samples per object: " + _STACKING}),
-            },
-        }
+        return node_inputs(
+            required=(S.OBJECTS, S.PICK_SAMPLES, S.SAMPLE_INDEX),
+            optional=(Link("masks", "MASK", "Masks with K samples per object: " + _STACKING),
+                      Link("images", "IMAGE", "Images with K samples per object: " + _STACKING)))
 
     def select(self, objects, samples, index, masks=None, images=None):
         if masks is None and images is None:

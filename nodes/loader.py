@@ -16,20 +16,20 @@ from pathlib import Path
 
 import torch
 
+from ..models import settings as S
+from ..models import CHECKPOINT_WORDS, STAGE_CHECKPOINTS, checkpoint_stage
+from .inputs import node_inputs
 from ..models import DEFAULT_SIZE, DiffusionVASPipeline, SamplingOptions, load_pipeline
-from ..models.engine.runtime import sampling_bytes
-from ..models.engine.unet import DEFAULT_COMPILE
-from ..models.io.catalog import (
-    AMODAL_SEGMENTATION, CONTENT_COMPLETION, DIFFUSION_VAS, available_models, is_checkpoint, resolve_checkpoint,
-)
-from ..models.host import PRECISIONS, get_host, resolve_dtype
+from ..models import sampling_bytes
+from ..models import DEFAULT_COMPILE
+from ..models import DIFFUSION_VAS, available_models, is_checkpoint, resolve_checkpoint
+from ..models import get_host, resolve_dtype
 from .comfy_bridge import ManagedModels
 
 logger = logging.getLogger(__name__)
 
 MODEL_KIND = DIFFUSION_VAS.folder
 PUBLISHED = tuple(DIFFUSION_VAS.published)
-STAGES = {"segmentation": AMODAL_SEGMENTATION, "completion": CONTENT_COMPLETION}
 WORK_FRAMES = SamplingOptions().window  # a call's default working set: one window of the trained length
 
 
@@ -44,17 +44,16 @@ class DiffusionVASModel:
 
     @property
     def stage(self) -> str | None:
-        """``"segmentation"`` or ``"completion"`` when the folder name tells (the published names do), else None."""
-        lowered = self.path.name.lower()
-        found = [stage for stage in STAGES if stage in lowered]
-        return found[0] if len(found) == 1 else None
+        """``"amodal"`` or ``"content"`` when the folder name tells (the published names do), else None."""
+        return checkpoint_stage(self.path.name)
 
     def require_stage(self, stage: str, node: str) -> None:
         """Raises when the folder name shows the checkpoint of the other stage."""
         if self.stage is not None and self.stage != stage:
             raise ValueError(
-                f"model: {self.name!r} is the {self.stage} checkpoint, but {node} needs the {stage} one: load "
-                f"{STAGES[stage]!r} in the DiffusionVASLoader connected to {node}."
+                f"model: {self.name!r} is the {CHECKPOINT_WORDS[self.stage]} checkpoint, but {node} needs the "
+                f"{CHECKPOINT_WORDS[stage]} one: load {STAGE_CHECKPOINTS[stage]!r} in the DiffusionVASLoader "
+                f"connected to {node}."
             )
 
     @contextlib.contextmanager
@@ -102,19 +101,7 @@ class DiffusionVASLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": (available_models(DIFFUSION_VAS), {
-                    "default": AMODAL_SEGMENTATION,
-                    "tooltip": "Checkpoint folder in models/diffusion_vas (or an absolute path). The two published "
-                               "checkpoints download on first use.",
-                }),
-                "precision": (list(PRECISIONS), {
-                    "default": "auto",
-                    "tooltip": "Weight precision; auto picks what ComfyUI recommends for the device (fp32 on the CPU).",
-                }),
-            },
-        }
+        return node_inputs(required=(S.CHECKPOINT, S.PRECISION), stage="amodal")  # stage 1's model listed first
 
     @classmethod
     def VALIDATE_INPUTS(cls, model):

@@ -16,12 +16,15 @@ from pathlib import Path
 
 import torch
 
-from ..models.io.frame_source import VideoFrames
-from ..models.io.mask_files import MASK_FORMATS, read_mask_files, read_mask_folder
-from ..models.io.media import image_files
-from ..models.base.chunking import chunks, to_float
-from ..models.stages.conditions import resize_masks_nearest
-from ..models.host import get_host
+from ..models import settings as S
+from ..models.settings import Link
+from .inputs import node_inputs
+from ..models import VideoFrames
+from ..models import read_mask_files, read_mask_folder
+from ..models import image_files
+from ..models import chunks, to_float
+from ..models import resize_masks_nearest
+from ..models import get_host
 from .examples import example_folder, install_examples
 from .preflight import mask_count_hint
 from .video import frame_sequence, is_video
@@ -60,51 +63,14 @@ class LoadModalMasks:
     @classmethod
     def INPUT_TYPES(cls):
         install_examples()  # first use inside ComfyUI: the default folder must exist before a workflow validates
-        return {
-            "required": {
-                "folder": ("STRING", {
-                    "default": EXAMPLE_MASKS,
-                    "tooltip": "Folder of mask images, one per frame, relative to ComfyUI's input folder or "
-                               "absolute. The default is the example clip the pack places in the input folder.",
-                }),
-                "object_id": ("INT", {
-                    "default": 0, "min": 0, "max": 65535,
-                    "tooltip": "Masks with several objects (label/palette images): which object to load (its "
-                               "label or palette index). 0: every object at once, or the mask itself for "
-                               "black-and-white masks.",
-                }),
-                "start_frame": ("INT", {
-                    "default": 0, "min": 0, "max": 1_000_000,
-                    "tooltip": "The first mask file to load (0 = the first in name order). Match the video "
-                               "loader's first frame.",
-                }),
-                "frame_count": ("INT", {
-                    "default": 0, "min": 0, "max": 1_000_000,
-                    "tooltip": "How many masks to load; 0 loads all to the end. Match the video loader's frame "
-                               "count: one mask per video frame.",
-                }),
-                "every_nth": ("INT", {
-                    "default": 1, "min": 1, "max": 1000,
-                    "tooltip": "Take every n-th file: set the video loader's frame skip here too (every 3rd frame "
-                               "of 24 fps footage gives the 8 fps the model was trained on).",
-                }),
-            },
-            "optional": {
-                "reference_images": ("IMAGE,VIDEO", {
-                    "tooltip": "Connect the video frames: the masks are resized to their size (nearest "
-                               "neighbour), and a different number of masks than frames is reported here. With a "
-                               "VIDEO (long shots; from Select Frames the masks follow its selection) the masks "
-                               "come as bool, a quarter of the memory.",
-                }),
-                "mask_format": (list(MASK_FORMATS), {
-                    "default": MASK_FORMATS[0],
-                    "tooltip": "auto: decided per folder from the files (the log says why); change it only if it "
-                               "guesses wrong. binary: one object, visible where the mask is brighter than mid-grey "
-                               "(alpha masks and 0/1 masks too). labels: each pixel's value (palette index) is an "
-                               "object id (DAVIS, YouTube-VOS, SAM2 exports).",
-                }),
-            },
-        }
+        return node_inputs(
+            required=(S.MASK_FOLDER.variant(default=EXAMPLE_MASKS), S.OBJECT_ID, S.START, S.COUNT, S.EVERY),
+            optional=(Link("reference_images", "IMAGE,VIDEO",
+                           "Connect the video frames: the masks are resized to their size (nearest neighbour), and a "
+                           "different number of masks than frames is reported here. With a VIDEO (long shots; from "
+                           "Select Frames the masks follow its selection) the masks come as bool, a quarter of the "
+                           "memory."),
+                      S.MASK_FORMAT))
 
     @classmethod
     def IS_CHANGED(cls, folder, start_frame=0, frame_count=0, every_nth=1, mask_format="auto", **_):

@@ -1,5 +1,4 @@
-"""How the nodes show in ComfyUI: their names in the menus and on the canvas (one place, one form for every node),
-and the flag that tucks rarely changed widgets away.
+"""How the nodes show in ComfyUI: their names in the menus and on the canvas (one place, one form for every node).
 
 Each name says what the node does in an artist's words, then the pack's name in brackets, as ComfyUI packs
 commonly do (the menu's category already groups them under "Diffusion-VAS"). The class names (``AmodalMaskSVD``,
@@ -29,8 +28,3 @@ def display_name(class_type: str) -> str:
     """The name the canvas shows for a node of ``class_type`` that has no title of its own."""
     return NODE_DISPLAY_NAME_MAPPINGS.get(class_type, class_type)
 
-
-# Input option for rarely changed widgets (the front end's input schema has it: its node renderer can keep them out
-# of sight behind "Show Advanced"; ComfyUI 0.8's canvas, front end 1.35.9, still draws them all). They stay inputs
-# like any other, saved in the workflow in the same order, so saved workflows load unchanged.
-ADVANCED = {"advanced": True}

@@ -20,11 +20,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-from ..models.io.catalog import AMODAL_SEGMENTATION, CONTENT_COMPLETION
+from ..models import CHECKPOINT_WORDS, STAGE_CHECKPOINTS, checkpoint_stage
 from .names import display_name
 
 logger = logging.getLogger(__name__)
@@ -32,21 +31,13 @@ logger = logging.getLogger(__name__)
 HIDDEN_INPUTS = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"}
 LOADER = "DiffusionVASLoader"
 MASK_LOADER = "LoadModalMasks"
-CHECKPOINTS = {"segmentation": AMODAL_SEGMENTATION, "completion": CONTENT_COMPLETION}  # stage -> published name
-NODE_STAGE = {"AmodalMaskSVD": "segmentation", "AmodalContentSVD": "completion"}  # the checkpoint a node needs
+NODE_STAGE = {"AmodalMaskSVD": "amodal", "AmodalContentSVD": "content"}  # the stage whose checkpoint a node needs
 
 
 def hidden_inputs() -> dict:
     """The ``"hidden"`` section of a node's INPUT_TYPES that gives it the graph (not widgets: saved workflows are
     unaffected)."""
     return dict(HIDDEN_INPUTS)
-
-
-def checkpoint_stage(name: str) -> str | None:
-    """``"segmentation"`` or ``"completion"`` when a checkpoint's folder name tells (the published names do)."""
-    lowered = Path(str(name)).name.lower()
-    found = [stage for stage in CHECKPOINTS if stage in lowered]
-    return found[0] if len(found) == 1 else None
 
 
 @dataclass
@@ -117,9 +108,9 @@ class Graph:
             stage = checkpoint_stage(name) if isinstance(name, str) else None
             if stage is not None and stage != needed:
                 problems.append(
-                    f"{self.title(node_id)} needs the {needed} checkpoint, but its model comes from "
-                    f"{self.title(loader)}, which loads {name!r} (the {stage} one): in {self.title(loader)} set "
-                    f"model to {CHECKPOINTS[needed]!r}."
+                    f"{self.title(node_id)} needs the {CHECKPOINT_WORDS[needed]} checkpoint, but its model comes "
+                    f"from {self.title(loader)}, which loads {name!r} (the {CHECKPOINT_WORDS[stage]} one): in "
+                    f"{self.title(loader)} set model to {STAGE_CHECKPOINTS[needed]!r}."
                 )
         if problems:
             raise ValueError("Wrong checkpoint, found before any sampling: " + " ".join(problems))

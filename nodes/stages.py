@@ -16,98 +16,41 @@ import math
 import torch
 
 from ..models import SamplingOptions, complete_content_stream, predict_amodal_masks
-from ..models.base.chunking import chunks
-from ..models.host import get_host
-from ..models.stages.conditions import AMODAL_SUM_THRESHOLD
-from ..models.stages.hypotheses import agreement, completion_samples, consensus, hypotheses_per_object
-from ..models.stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
-from ..models.stages.region import DEFAULT_REGION, REGIONS
-from ..models.stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
+from ..models import chunks
+from ..models import get_host
+from ..models import settings as S
+from ..models.settings import Link
+from ..models import agreement, completion_samples, consensus, hypotheses_per_object
 from .adapters import (OBJECT_STACKING, check_same_size, depth_image_frames, frames_of, split_objects, stacked,
                        warn_empty)
-from .names import ADVANCED
+from .inputs import node_inputs
 from .preflight import MASK_LOADER, NODE_STAGE, Graph, hidden_inputs, warn_visible_as_full
 from .video import DEFAULT_VIDEO_FPS, content_video, frame_rate, frame_sequence, is_video, objects_video
 
 logger = logging.getLogger(__name__)
 
-# Widget -> SamplingOptions field. Defaults, and so the widgets' defaults, come from `SamplingOptions.for_stage`.
-_REQUIRED = {"seed": "seed", "steps": "num_inference_steps", "guidance_scale": "guidance_scale"}
-_OPTIONAL = {"window": "window", "overlap": "overlap", "object_batch_size": "object_batch_size",
-             "decode_chunk_size": "decode_chunk_size", "fps": "fps", "motion_bucket_id": "motion_bucket_id",
-             "noise_aug_strength": "noise_aug_strength", "samples": "samples"}
-_SIZE = {"width": 512, "height": 256}  # processing size: the authors' (DEFAULT_SIZE is (256, 512))
-
-
-def sampling_inputs(stage: str) -> dict:
-    """The required sampling widgets shared by both stage nodes, defaults from `SamplingOptions.for_stage`."""
-    d = SamplingOptions.for_stage(stage)
-    return {
-        "seed": ("INT", {"default": d.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
-                         "tooltip": "Another seed gives another plausible answer for the hidden part; the same seed "
-                                    "gives the same result again. Every object starts from it."}),
-        "steps": ("INT", {"default": d.num_inference_steps, "min": 1, "max": 200,
-                          "tooltip": "Denoising steps: fewer is faster and rougher, more is slower and cleaner. "
-                                     f"{d.num_inference_steps} as the authors."}),
-        "guidance_scale": ("FLOAT", {"default": d.guidance_scale, "min": 0.0, "max": 20.0, "step": 0.05,
-                                     "tooltip": "How closely the result follows the footage and masks rather than "
-                                                "the model's own guess: higher is firmer, too high looks harsh; 1 or "
-                                                f"less turns it off (classifier-free guidance, {d.guidance_scale} as "
-                                                "the authors)."}),
-        "width": ("INT", {"default": _SIZE["width"], "min": 64, "max": 4096, "step": 8,
-                          "tooltip": "Width the model works at; results come back at your footage's size. Keep 512 "
-                                     "(what the model was trained on): other sizes are slower or less accurate. A "
-                                     "multiple of 64 for the published models."}),
-        "height": ("INT", {"default": _SIZE["height"], "min": 64, "max": 4096, "step": 8,
-                           "tooltip": "Height the model works at; keep 256 (trained at 512x256). A multiple of 64 "
-                                      "for the published models."}),
-    }
-
-
-def advanced_inputs(stage: str) -> dict:
-    """The optional sampling widgets shared by both stage nodes, defaults from `SamplingOptions.for_stage`; rarely
-    changed, so flagged `ADVANCED`."""
-    d = SamplingOptions.for_stage(stage)
-    return {
-        "window": ("INT", {"default": d.window, "min": 2, "max": 256, **ADVANCED,
-                           "tooltip": f"Frames the model looks at together; keep {d.window} (what it was trained "
-                                      "on). Longer shots are done in overlapping windows of this many frames. Lower "
-                                      "it only if memory runs out."}),
-        "overlap": ("INT", {"default": d.overlap, "min": 0, "max": 255, **ADVANCED,
-                            "tooltip": "Frames neighbouring windows share on long shots, so they agree where they "
-                                       "meet: more is smoother across windows and slower. Less than window."}),
-        "object_batch_size": ("INT", {"default": d.object_batch_size, "min": 1, "max": 64, **ADVANCED,
-                                      "tooltip": "Objects (and samples) worked on at once: more is faster and needs "
-                                                 "more memory. The result is the same."}),
-        "decode_chunk_size": ("INT", {"default": d.decode_chunk_size, "min": 1, "max": 256, **ADVANCED,
-                                      "tooltip": "Frames turned back into pictures at once (VAE decoding): lower it "
-                                                 "if memory runs out at the end of a run. "
-                                                 f"{d.decode_chunk_size} as the authors."}),
-        "fps": ("INT", {"default": d.fps, "min": 1, "max": 120, **ADVANCED,
-                        "tooltip": f"The frame rate the model is told; keep {d.fps}, what it was trained on, and "
-                                   "give it footage at about 8 fps (every 3rd frame of 24 fps) instead."}),
-        "motion_bucket_id": ("INT", {"default": d.motion_bucket_id, "min": 0, "max": 1023, **ADVANCED,
-                                     "tooltip": "How much motion the model expects (its motion conditioning, "
-                                                f"trained with {d.motion_bucket_id}); keep it."}),
-        "noise_aug_strength": ("FLOAT", {"default": d.noise_aug_strength, "min": 0.0, "max": 1.0, "step": 0.005,
-                                         **ADVANCED,
-                                         "tooltip": "Noise added to the footage and masks the model is given (noise "
-                                                    f"augmentation, {d.noise_aug_strength} as trained); keep it."}),
-    }
+# Widget -> SamplingOptions field; every default comes from the settings' declarations (`models.settings`).
+_SAMPLING_FIELDS = {s.name: s.field or s.name for s in S.SAMPLING}
+_REQUIRED_WIDGETS = (S.SEED, S.STEPS, S.GUIDANCE_SCALE, S.WIDTH, S.HEIGHT)  # shared by both stage nodes
+_ADVANCED_WIDGETS = (S.WINDOW, S.OVERLAP, S.OBJECT_BATCH_SIZE, S.DECODE_CHUNK_SIZE, S.MODEL_FPS, S.MOTION_BUCKET_ID,
+                     S.NOISE_AUG_STRENGTH)  # rarely changed, flagged advanced
+MODEL_HELP = {"amodal": "The diffusion-vas-amodal-segmentation model from Load Model.",
+              "content": "The diffusion-vas-content-completion model from Load Model."}
 
 
 def sampling_options(stage: str, widgets: dict) -> SamplingOptions:
     """The stage's `SamplingOptions` with the widget values given (absent optional widgets keep the defaults)."""
-    names = {**_REQUIRED, **_OPTIONAL}
-    unknown = sorted(set(widgets) - set(names) - set(_SIZE))
+    sizes = {S.WIDTH.name, S.HEIGHT.name}
+    unknown = sorted(set(widgets) - set(_SAMPLING_FIELDS) - sizes)
     if unknown:
-        raise TypeError(f"unknown input(s) {unknown}; the stage nodes take {sorted([*names, *_SIZE])}.")
-    return SamplingOptions.for_stage(stage, **{names[k]: v for k, v in widgets.items() if k in names})
+        raise TypeError(f"unknown input(s) {unknown}; the stage nodes take {sorted([*_SAMPLING_FIELDS, *sizes])}.")
+    return SamplingOptions.for_stage(stage, **{_SAMPLING_FIELDS[k]: v for k, v in widgets.items()
+                                               if k in _SAMPLING_FIELDS})
 
 
 def processing_size(widgets: dict) -> tuple[int, int]:
     """``(height, width)`` from the width/height widgets; both must be multiples of 8 (64 for the real model)."""
-    width, height = widgets.get("width", _SIZE["width"]), widgets.get("height", _SIZE["height"])
+    width, height = widgets.get("width", S.WIDTH.default), widgets.get("height", S.HEIGHT.default)
     if width % 8 or height % 8 or width < 8 or height < 8:
         raise ValueError(f"width and height must be multiples of 8 (got {width}x{height}); use a multiple of 64 for "
                          "the real model, e.g. 512x256.")
@@ -117,27 +60,7 @@ def processing_size(widgets: dict) -> tuple[int, int]:
     return height, width
 
 
-def region_input() -> dict:
-    """The optional ``region`` widget shared by both stage nodes (added last: saved workflows keep their values)."""
-    return {"region": (list(REGIONS), {
-        "default": DEFAULT_REGION,
-        "tooltip": "frame: the model sees the whole frame, as trained; best for large objects and objects that "
-                   "cross the frame. object: it sees a crop around where the object is visible in the shot (plus as "
-                   "much again around it), for more detail on objects small in the frame (HD/4K); nothing outside "
-                   "the crop is predicted."})}
-
-
-COMBINE = ("consensus", "all")  # AmodalMaskSVD's ways to return several samples; the first is the default
-
-
-def samples_input() -> dict:
-    """The optional ``samples`` widget shared by both stage nodes (added last: saved workflows keep their values)."""
-    d = SamplingOptions()
-    return {"samples": ("INT", {
-        "default": d.samples, "min": 1, "max": 64,
-        "tooltip": "How many different answers to draw per object: what is hidden is ambiguous, and each sample is "
-                   "one plausible answer. Each costs a full run; sample k is exactly what seed + k gives alone. "
-                   "Compare them with Select Sample."})}
+COMBINE = tuple(S.COMBINE.choices)  # AmodalMaskSVD's ways to return several samples; the first is the default
 
 
 def run_progress(options: SamplingOptions, objects: int, label: str):
@@ -166,42 +89,19 @@ class AmodalMaskSVD:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("DIFFUSION_VAS_MODEL", {"tooltip": "The diffusion-vas-amodal-segmentation model from Load "
-                                                             "Model."}),
-                "modal_masks": ("MASK", {"tooltip": "The object's visible part in every frame of depth (modal masks), "
-                                                    "e.g. from Load Visible Masks or a segmentation node. "
-                                                    + OBJECT_STACKING}),
-                "depth": ("IMAGE", {"tooltip": "Depth of the same frames, near = bright (Pseudo-Depth or any depth "
-                                               "node); normalized over the clip and resized to the masks."}),
-                **sampling_inputs("amodal"),
-            },
-            "optional": {
-                "threshold": ("INT", {"default": AMODAL_SUM_THRESHOLD, "min": 0, "max": 765, **ADVANCED,
-                                      "tooltip": "How sure the model must be for a pixel to join the full mask: "
-                                                 "lower grows the masks (more of the hidden part, rougher edges), "
-                                                 f"higher shrinks them. {AMODAL_SUM_THRESHOLD} as the authors (out "
-                                                 "of 765, the decoded picture's summed brightness)."}),
-                **advanced_inputs("amodal"),
-                "mask_upscale": (list(MASK_UPSCALES), {
-                    "default": DEFAULT_MASK_UPSCALE, **ADVANCED,
-                    "tooltip": "smooth: clean, smooth edges at HD/4K (the model's soft mask is enlarged, then cut). "
-                               "reference: the authors' blocky nearest-neighbour enlargement, to compare with the "
-                               "paper."}),
-                **region_input(),
-                **samples_input(),
-                "combine": (list(COMBINE), {
-                    "default": COMBINE[0],
-                    "tooltip": "With samples above 1: consensus gives one mask per frame, on where most samples "
-                               "agree (the visible part always in); all gives every sample, to compare them (Select "
-                               "Sample) or complete each one in stage 2."}),
-            },
-            "hidden": hidden_inputs(),
-        }
+        return node_inputs(
+            required=(Link("model", "DIFFUSION_VAS_MODEL", MODEL_HELP["amodal"]),
+                      Link("modal_masks", "MASK", "The object's visible part in every frame of depth (modal masks), "
+                                                  "e.g. from Load Visible Masks or a segmentation node. "
+                           + OBJECT_STACKING),
+                      Link("depth", "IMAGE", "Depth of the same frames, near = bright (Pseudo-Depth or any depth "
+                                             "node); normalized over the clip and resized to the masks."),
+                      *_REQUIRED_WIDGETS),
+            optional=(S.THRESHOLD, *_ADVANCED_WIDGETS, S.MASK_UPSCALE, S.REGION, S.SAMPLES, S.COMBINE),
+            hidden=hidden_inputs(), stage="amodal")
 
-    def predict(self, model, modal_masks, depth, threshold=AMODAL_SUM_THRESHOLD, mask_upscale=DEFAULT_MASK_UPSCALE,
-                region=DEFAULT_REGION, combine=COMBINE[0], prompt=None, extra_pnginfo=None, unique_id=None,
+    def predict(self, model, modal_masks, depth, threshold=S.THRESHOLD.default, mask_upscale=S.MASK_UPSCALE.default,
+                region=S.REGION.default, combine=COMBINE[0], prompt=None, extra_pnginfo=None, unique_id=None,
                 **widgets):
         graph = Graph.of(prompt, extra_pnginfo, unique_id)
         graph.check_checkpoints()
@@ -280,35 +180,21 @@ class AmodalContentSVD:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("DIFFUSION_VAS_MODEL", {"tooltip": "The diffusion-vas-content-completion model from Load "
-                                                             "Model."}),
-                "images": ("IMAGE,VIDEO", {"tooltip": "The video frames: an IMAGE batch, or a VIDEO (Load Video, "
-                                                      "Select Frames) for long shots, decoded a few frames at a "
-                                                      "time."}),
-                "modal_masks": ("MASK", {"tooltip": "The object's visible part in every frame of images (modal "
-                                                    "masks). " + OBJECT_STACKING}),
-                "amodal_masks": ("MASK", {"tooltip": "The object's full shape in every frame (amodal masks): stage "
-                                                     "1's amodal_masks. Stage 1 with combine all gives K shapes per "
-                                                     "object; shape k is completed with seed + k (samples 1 or K)."}),
-                **sampling_inputs("content"),
-            },
-            "optional": {
-                **advanced_inputs("content"),
-                "keep_visible_pixels": ("BOOLEAN", {
-                    "default": DEFAULT_KEEP_VISIBLE_PIXELS,
-                    "tooltip": "on: your footage's own sharp pixels wherever the object is visible, the model's "
-                               "colours only in the hidden part (matched in colour, blended over a few pixels). off: "
-                               "the model's lower-resolution picture everywhere (the authors' output)."}),
-                **region_input(),
-                **samples_input(),
-            },
-            "hidden": hidden_inputs(),
-        }
+        return node_inputs(
+            required=(Link("model", "DIFFUSION_VAS_MODEL", MODEL_HELP["content"]),
+                      Link("images", "IMAGE,VIDEO", "The video frames: an IMAGE batch, or a VIDEO (Load Video, "
+                                                    "Select Frames) for long shots, decoded a few frames at a time."),
+                      Link("modal_masks", "MASK", "The object's visible part in every frame of images (modal "
+                                                  "masks). " + OBJECT_STACKING),
+                      Link("amodal_masks", "MASK", "The object's full shape in every frame (amodal masks): stage 1's "
+                                                   "amodal_masks. Stage 1 with combine all gives K shapes per object; "
+                                                   "shape k is completed with seed + k (samples 1 or K)."),
+                      *_REQUIRED_WIDGETS),
+            optional=(*_ADVANCED_WIDGETS, S.KEEP_VISIBLE_PIXELS, S.REGION, S.SAMPLES),
+            hidden=hidden_inputs(), stage="content")
 
-    def complete(self, model, images, modal_masks, amodal_masks, keep_visible_pixels=DEFAULT_KEEP_VISIBLE_PIXELS,
-                 region=DEFAULT_REGION, prompt=None, extra_pnginfo=None, unique_id=None, **widgets):
+    def complete(self, model, images, modal_masks, amodal_masks, keep_visible_pixels=S.KEEP_VISIBLE_PIXELS.default,
+                 region=S.REGION.default, prompt=None, extra_pnginfo=None, unique_id=None, **widgets):
         graph = Graph.of(prompt, extra_pnginfo, unique_id)
         graph.check_checkpoints()
         model.require_stage(NODE_STAGE["AmodalContentSVD"], "AmodalContentSVD")

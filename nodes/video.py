@@ -21,10 +21,13 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ..models.io.frame_source import VideoFrames
-from ..models.shot.outputs import MP4_CRF, MP4_PRESET
-from ..models.stages.conditions import to_uint8
-from ..models.base.chunking import chunks
+from ..models import settings as S
+from ..models.settings import Link
+from .inputs import node_inputs
+from ..models import VideoFrames
+from ..models import MP4_CRF, MP4_PRESET
+from ..models import to_uint8
+from ..models import chunks
 
 logger = logging.getLogger(__name__)
 
@@ -210,16 +213,8 @@ class SelectVideoFrames:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "video": ("VIDEO", {"tooltip": "The shot, e.g. from core Load Video."}),
-            "start_frame": ("INT", {"default": 0, "min": 0, "max": 10_000_000,
-                                    "tooltip": "The first frame to take (0 = the first)."}),
-            "frame_count": ("INT", {"default": 0, "min": 0, "max": 10_000_000,
-                                    "tooltip": "How many frames to take; 0 takes all to the end."}),
-            "every_nth": ("INT", {"default": 3, "min": 1, "max": 1000,
-                                  "tooltip": "Take every n-th frame: 3 turns 24 fps footage into the 8 fps the "
-                                             "model was trained on (4 for 30 fps)."}),
-        }}
+        return node_inputs(required=(Link("video", "VIDEO", "The shot, e.g. from core Load Video."),
+                                     S.SELECT_START, S.SELECT_COUNT, S.SELECT_EVERY))
 
     def select(self, video, start_frame=0, frame_count=0, every_nth=3):
         if isinstance(video, FrameVideo) and isinstance(video.frames, VideoFrames):

@@ -146,3 +146,55 @@ def test_every_subpackage_has_a_layer():
     for path in MODELS.iterdir():
         if path.is_dir() and (path / "__init__.py").is_file():
             layer_of(path.name)
+
+
+PACK = MODELS.parent
+FRONT_ENDS = ("nodes", "commands")  # with the pack's own root modules (__init__.py, __main__.py)
+
+
+def front_end_imports(root: Path = PACK) -> dict[str, set[str]]:
+    """``{file: {engine module or name it imports}}`` for the nodes, the commands and the pack's root modules."""
+    found = {}
+    paths = [*sorted(root.glob("*.py")), *(p for name in FRONT_ENDS for p in sorted((root / name).glob("*.py")))]
+    for path in paths:
+        package = list(path.relative_to(root).parent.parts)
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[:len(package) - (node.level - 1)]
+                module = ".".join([*base, node.module] if node.module else base)
+                if module == "models":
+                    targets.update(f"models.{alias.name}" if (MODELS / f"{alias.name}.py").is_file() else "models"
+                                   for alias in node.names)
+                elif module.startswith("models."):
+                    targets.add(module)
+        found[str(path.relative_to(root))] = targets
+    return found
+
+
+def face_violations(imports: dict[str, set[str]]) -> list[str]:
+    """Front-end imports of anything but the public face: ``models`` itself and its top-level modules
+    (``models.settings``, ``models.realsize``)."""
+    return [f"{path} imports {target}: import it from the public face (models/__init__.py) instead"
+            for path, targets in sorted(imports.items()) for target in sorted(targets)
+            if target != "models" and not (target.count(".") == 1 and (MODELS / f"{target[7:]}.py").is_file())]
+
+
+def test_nodes_and_commands_import_only_the_public_face():
+    imports = front_end_imports()
+    assert any(targets for path, targets in imports.items() if path.startswith("nodes/"))
+    assert face_violations(imports) == []
+
+
+def test_the_face_check_finds_a_planted_deep_import():
+    imports = front_end_imports()
+    planted = {**imports, "nodes/stages.py": imports["nodes/stages.py"] | {"models.stages.conditions"}}
+    assert face_violations(planted) == ["nodes/stages.py imports models.stages.conditions: import it from the public "
+                                        "face (models/__init__.py) instead"]
+
+
+def test_every_name_of_the_face_resolves():
+    import diffusion_vas.models as face
+
+    for name in face.__all__:
+        assert getattr(face, name) is not None, name

@@ -262,7 +262,7 @@ def test_loader_lists_published_and_local_checkpoints(models_dir, model1):
     assert "neither" in loader.DiffusionVASLoader.VALIDATE_INPUTS("missing-model")
     again = run(loader.DiffusionVASLoader, model="my-vas-segmentation", precision="fp32")[0]
     assert again is model1, "models are cached by (path, dtype)"
-    assert model1.stage == "segmentation" and again.pipeline.dtype == torch.float32
+    assert model1.stage == "amodal" and again.pipeline.dtype == torch.float32
 
 
 def test_loader_errors(models_dir, monkeypatch, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+STAGES = ("amodal", "content")  # the stages' one name in code: stage 1 (amodal masks), stage 2 (content completion)
 STAGE_SEEDS = {"amodal": 23, "content": 29}  # the reference demo's seeds
 DEFAULT_SIZE = (256, 512)  # (height, width): the authors' demo and SAIL-VOS evaluation size
 

@@ -21,6 +21,16 @@ from ..base.errors import PackError
 
 AMODAL_SEGMENTATION = "diffusion-vas-amodal-segmentation"
 CONTENT_COMPLETION = "diffusion-vas-content-completion"
+STAGE_CHECKPOINTS = {"amodal": AMODAL_SEGMENTATION, "content": CONTENT_COMPLETION}  # stage -> published checkpoint
+CHECKPOINT_WORDS = {"amodal": "segmentation", "content": "completion"}  # the word a stage's checkpoint names carry
+
+
+def checkpoint_stage(name: str) -> str | None:
+    """The stage (``"amodal"``, ``"content"``) a checkpoint's folder name tells (the published names do), else
+    None."""
+    lowered = Path(str(name)).name.lower()
+    found = [stage for stage, word in CHECKPOINT_WORDS.items() if word in lowered]
+    return found[0] if len(found) == 1 else None
 DEPTH_MODELS = ("Depth-Anything-V2-Small-hf", "Depth-Anything-V2-Base-hf", "Depth-Anything-V2-Large-hf")
 DEFAULT_DEPTH_MODEL = "Depth-Anything-V2-Large-hf"  # the authors' choice
 DEPTH_LICENSES = {"Depth-Anything-V2-Small-hf": "Apache-2.0", "Depth-Anything-V2-Base-hf": "CC-BY-NC-4.0",

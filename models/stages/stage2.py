@@ -182,7 +182,7 @@ class Stage2Output:
         consumer reuses once it has read a part): a fresh 1080p part is 50 MB, and on a fresh allocation the page
         faults cost several passes over it. Its ``rgb`` may be uint8 (0..255, rounded; e.g. the RGB of an RGBA
         buffer a file is written from): a float copy is then never made. By default every part is new float32."""
-        n, k, m = conditions.objects, self.samples, conditions.hypotheses
+        k, m = self.samples, conditions.hypotheses
         height, width = modal[0].size
         full = frame_box((height, width))
         gains = [None] * self.processed.shape[0]

@@ -17,8 +17,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..engine.options import STAGES
 
-STAGES = ("amodal", "content")
 CLIP_CONTEXTS = ("all_frames", "per_frame")
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 TRAINED_PATTERNS = ("temporal_transformer_block", "conv_in2")  # authors: a parameter trains if its name has one
