@@ -17,10 +17,13 @@ from ..models import ResizedDepth
 
 logger = logging.getLogger(__name__)
 
+# How several objects (and samples) travel in one batch: the words every input that takes them shows.
 OBJECT_STACKING = (
-    "Several objects: stack their masks object by object (object 0's frames, then object 1's, ...) into one "
-    "batch of N x frames, e.g. with core Batch Masks."
+    "Several objects: stack them object by object (object 0's frames, then object 1's, ...) into one batch of "
+    "N x frames, e.g. with core Batch Masks or Batch Images."
 )
+SAMPLE_STACKING = ("N x K x frames, stacked object by object and within an object sample by sample (as the stage "
+                   "nodes return them with samples = K).")
 
 
 def _shape(value) -> object:

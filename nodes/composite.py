@@ -16,12 +16,11 @@ from ..models.settings import Link
 from .inputs import node_inputs
 from ..models import composite_edit, composite_masks, composite_stream, shot_background
 from ..models import TensorFrames
-from .adapters import unstack_objects
+from .adapters import OBJECT_STACKING, unstack_objects
 from .video import (DEFAULT_VIDEO_FPS, FrameVideo, Rendered, frame_rate, frame_sequence, frames_video, is_video,
                     to_float, to_uint8)
 from .preflight import Graph, hidden_inputs, warn_visible_as_full
 
-_STACKING = "For several objects, stack N*T frames object by object (object 0's T frames, then object 1's, ...)."
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
 PREVIEW_FRAMES = 16  # with a VIDEO, the images output shows this many frames spread over the shot
 PREVIEW_WIDTH = 512  # at most this wide
@@ -57,12 +56,12 @@ class CompositeEdit:
                                                     "(Load Video, Select Frames) for long shots."),
                       Link("amodal_rgb", "IMAGE,VIDEO", "The objects' completed colours from stage 2, T frames per "
                                                         "object: its amodal_rgb, or for long shots its video (the "
-                                                        "colours are then made part by part). " + _STACKING),
+                                                        "colours are then made part by part). " + OBJECT_STACKING),
                       Link("amodal_masks", "MASK", "The objects' full shapes (visible + hidden; stage 1's or stage "
-                                                   "2's alpha), T frames per object. " + _STACKING),
+                                                   "2's alpha), T frames per object. " + OBJECT_STACKING),
                       S.MODE),
             optional=(Link("modal_masks", "MASK", "The objects' visible parts, T frames per object (xray, move). "
-                           + _STACKING),
+                           + OBJECT_STACKING),
                       Link("occluder_masks", "MASK", "What hides the objects (remove_occluder; optional for xray and "
                                                      "move). T frames, or K*T frames for K occluders stacked occluder "
                                                      "by occluder (they are united)."),

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from ..models import settings as S
 from ..models.settings import Link
+from .adapters import OBJECT_STACKING
 from .inputs import node_inputs
 from ..models import completion_metrics, completion_top_k, number, paper_protocol, percent, strict_protocol, top_k_scores
 from ..models import select_sample as select
 
-_STACKING = "For several objects, stack N*T frames object by object and set objects to N."
+_STACKING = OBJECT_STACKING + " Set objects to N."
 
 
 class EvaluateAmodal:

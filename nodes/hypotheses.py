@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from ..models import settings as S
 from ..models.settings import Link
+from .adapters import SAMPLE_STACKING
 from .inputs import node_inputs
 from ..models import select_sample as select
 
-_STACKING = ("N x K x T frames stacked object by object, within an object sample by sample (as the stage nodes "
-             "return them with samples = K).")
 
 
 class SelectHypothesis:
@@ -37,8 +36,8 @@ class SelectHypothesis:
     def INPUT_TYPES(cls):
         return node_inputs(
             required=(S.OBJECTS, S.PICK_SAMPLES, S.SAMPLE_INDEX),
-            optional=(Link("masks", "MASK", "Masks with K samples per object: " + _STACKING),
-                      Link("images", "IMAGE", "Images with K samples per object: " + _STACKING)))
+            optional=(Link("masks", "MASK", "Masks with K samples per object: " + SAMPLE_STACKING),
+                      Link("images", "IMAGE", "Images with K samples per object: " + SAMPLE_STACKING)))
 
     def select(self, objects, samples, index, masks=None, images=None):
         if masks is None and images is None:

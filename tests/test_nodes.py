@@ -17,6 +17,7 @@ from conftest import PARITY, REPO, TINY
 
 from diffusion_vas import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from diffusion_vas.nodes import adapters, examples, loader, masks, stages
+from diffusion_vas.models import CONTENT_COMPLETION
 from diffusion_vas.models.host import policy
 from diffusion_vas.models.host.policy import MODELS_ENV
 
@@ -283,7 +284,7 @@ def test_loader_errors(models_dir, monkeypatch, tmp_path):
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(RuntimeError, match="hf download kaihuac/diffusion-vas-content-completion"):
-        run(loader.DiffusionVASLoader, model=loader.CONTENT_COMPLETION, precision="auto")
+        run(loader.DiffusionVASLoader, model=CONTENT_COMPLETION, precision="auto")
 
 
 # -- LoadModalMasks ---------------------------------------------------------------------------------------------------

@@ -27,9 +27,6 @@ class PackedMasks:
         self._frames: dict[int, tuple[bool, bytes]] = {}
         self._skip = 0  # frames left to keep without trying zlib (it costs 6 ms on a 1080p frame of noise)
 
-    def __contains__(self, index: int) -> bool:
-        return index in self._frames
-
     def holds(self, part: slice) -> bool:
         """Whether every frame of ``part`` is kept."""
         return all(i in self._frames for i in range(part.start, part.stop))
