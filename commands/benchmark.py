@@ -2,7 +2,7 @@
 
     diffusion-vas benchmark run --dataset sailvos --annotations val.json --data-root /data/sailvos_cut_png \
         --output results/sailvos.json [--score]
-    accelerate launch --multi_gpu --num_processes 8 -m diffusion_vas.commands benchmark run ...   # one shard per process
+    accelerate launch --multi_gpu --num_processes 8 -m diffusion_vas.commands benchmark run ...   # a shard each
     diffusion-vas benchmark run ... --samples 3 --score     # Top-1 and the oracle Top-3, as the paper's rows
     diffusion-vas benchmark score --dataset sailvos --annotations val.json --predictions results.json
 
@@ -94,7 +94,8 @@ def run_command(args: argparse.Namespace) -> None:
     estimator = load_depth_model(resolve_depth_model(args.depth_model), device, dtype)
     report = run_benchmark(
         args.dataset, data, output, amodal, lambda frames: estimator.predict(frames),
-        options=SamplingOptions.for_stage("amodal", seed=args.seed, num_inference_steps=args.steps), content_pipe=content,
+        options=SamplingOptions.for_stage("amodal", seed=args.seed, num_inference_steps=args.steps),
+        content_pipe=content,
         content_dir=args.content_dir, depth_cache=args.depth_cache, limit=args.limit,
         process_index=state.process_index if state else 0, num_processes=state.num_processes if state else 1,
         barrier=state.wait_for_everyone if state else None, progress=not args.no_progress, size=args.size,

@@ -32,7 +32,8 @@ def add_parsers(commands) -> None:
     """The ``run`` and ``demo`` subcommands."""
     run_parser = commands.add_parser("run", help="amodal masks and completed RGB for a clip and its masks")
     add_settings(run_parser, S.SHOT_INPUTS)
-    demo_parser = commands.add_parser("demo", help="run on the bundled example clip (example_clips/synthetic_occlusion)")
+    demo_parser = commands.add_parser("demo",
+                                      help="run on the bundled example clip (example_clips/synthetic_occlusion)")
     for sub in (run_parser, demo_parser):
         _add_common(sub)
     run_parser.set_defaults(handler=run, allocator=True)

@@ -341,7 +341,8 @@ DEPTH_FROM_SETTING = Setting(
 # --- frames and masks ----------------------------------------------------------------------------------------------
 
 FRAMES = Setting("frames", PATH, None, stages=("frames",), flag="--frames", required=True,
-                 no_node="the nodes take frames from a video or image loader", cli_help="video file or folder of frames")
+                 no_node="the nodes take frames from a video or image loader",
+                 cli_help="video file or folder of frames")
 MASK_FOLDER = Setting(
     "folder", STRING, None, stages=("masks",), flag="--masks", field="masks", required=True, cli_type=Path,
     help="Folder of mask images, one per frame, relative to ComfyUI's input folder or absolute. The default is the "

@@ -10,7 +10,8 @@ from ..models import settings as S
 from ..models.settings import Link
 from .adapters import OBJECT_STACKING
 from .inputs import node_inputs
-from ..models import completion_metrics, completion_top_k, number, paper_protocol, percent, strict_protocol, top_k_scores
+from ..models import (completion_metrics, completion_top_k, number, paper_protocol, percent, strict_protocol,
+                      top_k_scores)
 from ..models import select_sample as select
 
 _STACKING = OBJECT_STACKING + " Set objects to N."

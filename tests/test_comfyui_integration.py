@@ -12,10 +12,10 @@ Frames taking every 3rd frame (the masks must follow the video's selection).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -48,22 +48,19 @@ CHECKPOINTS = {
 TINY_DEPTH = PARITY / "tiny-depth-anything-v2"
 STAGE_NODES = ("AmodalMaskSVD", "AmodalContentSVD")
 TEST_STEPS = 2
-FRONTEND_ONLY = ("Note", "MarkdownNote")
-WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 STARTUP_TIMEOUT, RUN_TIMEOUT = 300, 1500
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _load_client():
+    """``tools/comfyui_client.py`` (not a package: loaded from its file): the helpers the tools share."""
+    spec = importlib.util.spec_from_file_location("comfyui_client", REPO / "tools" / "comfyui_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def request(url: str, payload: dict | None = None) -> dict:
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as response:
-        return json.loads(response.read())
+client = _load_client()
+request = client.http_json
 
 
 def depth_model_names() -> set[str]:
@@ -92,75 +89,24 @@ def comfyui(tmp_path_factory):
             pytest.skip(f"tiny checkpoint {source} not found")
     base = tmp_path_factory.mktemp("comfyui")
     prepare_base(base)
-    port = free_port()
-    log = (base / "comfyui.log").open("w")
-    process = subprocess.Popen(
-        [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory",
-         str(base), "--disable-auto-launch", "--database-url", "sqlite:///:memory:"],
-        cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT,
-    )
+    port = client.free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        object_info = wait_for_server(url, process, base / "comfyui.log")
+    command = [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory",
+               str(base), "--disable-auto-launch", "--database-url", "sqlite:///:memory:"]
+    with client.running(command, base / "comfyui.log", cwd=COMFYUI_DIR) as process:
+        try:
+            object_info = client.wait_for(f"{url}/object_info", process, STARTUP_TIMEOUT, "ComfyUI",
+                                          base / "comfyui.log")
+        except RuntimeError as err:
+            pytest.fail(str(err))
         yield url, base, object_info
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def wait_for_server(url: str, process: subprocess.Popen, log: Path) -> dict:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"ComfyUI exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            return request(f"{url}/object_info")
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(2)
-    pytest.fail(f"ComfyUI did not answer within {STARTUP_TIMEOUT} s:\n{log.read_text()[-4000:]}")
-
-
-def is_widget(kind) -> bool:
-    return isinstance(kind, list) or kind in WIDGET_TYPES
-
-
-def extra_widget_values(name: str, kind, options: dict) -> int:
-    """Values the frontend stores after a widget: the seed control, the upload button."""
-    control = options.get("control_after_generate", kind == "INT" and name in ("seed", "noise_seed"))
-    upload = any(key.endswith("_upload") and value for key, value in options.items())
-    return int(bool(control)) + int(upload)
 
 
 def to_api(workflow: dict, object_info: dict) -> dict:
-    """UI-format workflow -> API prompt, mapping ``widgets_values`` onto the widget inputs in ``input_order``."""
-    links = {link[0]: link for link in workflow["links"]}
-    prompt = {}
-    for node in workflow["nodes"]:
-        if node["type"] in FRONTEND_ONLY:
-            continue
-        assert node.get("mode", 0) == 0, f"node {node['id']} is muted or bypassed"
-        assert node["type"] in object_info, f"node type {node['type']} is not registered (did a pack fail to import?)"
-        info = object_info[node["type"]]
-        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
-        values, inputs = list(node.get("widgets_values") or []), {}
-        for name in names:
-            kind, options = specs[name][0], (specs[name][1] if len(specs[name]) > 1 else {})
-            if not is_widget(kind) or not values:
-                continue
-            inputs[name] = values.pop(0)
-            del values[:extra_widget_values(name, kind, options)]
-        assert not values, f"node {node['id']} ({node['type']}) has unused widget values {values}"
-        for slot in node["inputs"]:
-            if slot.get("link") is not None:
-                _, source, source_slot, *_ = links[slot["link"]]
-                inputs[slot["name"]] = [str(source), source_slot]
-        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
-    return prompt
+    try:
+        return client.to_api(workflow, object_info)
+    except ValueError as err:
+        pytest.fail(str(err))
 
 
 def run_prompt(url: str, prompt: dict, log: Path) -> dict:

@@ -28,7 +28,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -48,8 +47,6 @@ CHECKPOINTS = {  # model folder in ComfyUI (the names the workflow uses) -> tiny
 }
 TINY_DEPTH = "tiny-depth-anything-v2"
 STAGE_NODES = ("AmodalMaskSVD", "AmodalContentSVD")
-FRONTEND_ONLY = ("Note", "MarkdownNote")
-WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 GIB = 2 ** 30
 
 
@@ -61,17 +58,16 @@ def load_make_shot():
     return module.make_shot, module.FPS
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _load_client():
+    """``tools/comfyui_client.py`` (``tools/`` is not a package: loaded from its file)."""
+    spec = importlib.util.spec_from_file_location("comfyui_client", REPO / "tools" / "comfyui_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def request(url: str, payload: dict | None = None) -> dict:
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as response:
-        return json.loads(response.read())
+client = _load_client()
+free_port, request, to_api = client.free_port, client.http_json, client.to_api
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -82,37 +78,6 @@ def proc_status(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) * 1024
     return values
-
-
-def to_api(workflow: dict, object_info: dict) -> dict:
-    """UI-format workflow -> API prompt (as ``tests/test_comfyui_integration.py`` converts it): ``widgets_values``
-    onto the widget inputs in ``input_order``, skipping the values the front end stores after a seed (its control)
-    or a file combo (the upload button)."""
-    links = {link[0]: link for link in workflow["links"]}
-    prompt = {}
-    for node in workflow["nodes"]:
-        if node["type"] in FRONTEND_ONLY:
-            continue
-        info = object_info[node["type"]]
-        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
-        values, inputs = list(node.get("widgets_values") or []), {}
-        for name in names:
-            kind, options = specs[name][0], (specs[name][1] if len(specs[name]) > 1 else {})
-            if not (isinstance(kind, list) or kind in WIDGET_TYPES) or not values:
-                continue
-            inputs[name] = values.pop(0)
-            control = options.get("control_after_generate", kind == "INT" and name in ("seed", "noise_seed"))
-            upload = any(key.endswith("_upload") and value for key, value in options.items())
-            del values[:int(bool(control)) + int(upload)]
-        if values:
-            raise ValueError(f"node {node['id']} ({node['type']}) has unused widget values {values}")
-        for slot in node["inputs"]:
-            if slot.get("link") is not None:
-                _, source, source_slot, *_ = links[slot["link"]]
-                inputs[slot["name"]] = [str(source), source_slot]
-        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
-    return prompt
 
 
 def prepare_base(base: Path, workflow: dict, models: Path, shot: Path) -> str:
@@ -243,17 +208,10 @@ def main(argv: list[str] | None = None) -> dict:
             cwd=args.comfyui_dir, stdout=out, stderr=subprocess.STDOUT)
     monitor = None
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"ComfyUI exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                object_info = request(f"{url}/object_info")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"ComfyUI did not answer:\n{log.read_text()[-4000:]}")
-                time.sleep(2)
+        try:
+            object_info = client.wait_for(f"{url}/object_info", process, 300, "ComfyUI", log)
+        except RuntimeError as err:
+            raise SystemExit(str(err)) from None
         prompt = to_api(workflow, object_info)
         configure(prompt, video_name, masks, args.every, processing, args.steps)
         idle = proc_status(process.pid)

@@ -29,14 +29,12 @@ import json
 import logging
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import websocket  # websocket-client
@@ -83,46 +81,18 @@ FIT_VIEW_JS = """(margin) => {
 logger = logging.getLogger("screenshot_workflows")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _load_client():
+    """``tools/comfyui_client.py`` (``tools/`` is not a package: loaded from its file)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("comfyui_client", Path(__file__).with_name("comfyui_client.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def http_json(url: str, payload: dict | None = None):
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as response:
-        body = response.read()
-    return json.loads(body) if body else None
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        try:
-            return http_json(url)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(1)
-    raise RuntimeError(f"{what} did not answer at {url} within {timeout:.0f} s")
-
-
-@contextmanager
-def running(command: list[str], log: Path, **kwargs):
-    """A subprocess that is terminated (then killed) on exit."""
-    with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **kwargs)
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+_client = _load_client()
+free_port, http_json, wait_for, running = _client.free_port, _client.http_json, _client.wait_for, _client.running
 
 
 def prepare_base(base: Path, workflows: list[Path]) -> None:
