@@ -14,7 +14,7 @@ from diffusion_vas.models.evaluation.oracle import OracleSampler, oracle_mask_fr
 from diffusion_vas.models.stages import conditions as C
 from diffusion_vas.models.stages import stage1, stage2
 from diffusion_vas.models.base.sequences import TensorDepth, TensorFrames, tensor_masks
-from diffusion_vas.models.base.chunking import MaskFormat
+from diffusion_vas.models.base.chunking import MaskFormat, dilate
 from diffusion_vas.models.stages.content_blend import (_columns_upsampled, colour_gains, compose_chunk,
                                                        upsampled_rows)
 from diffusion_vas.models.stages.region import Box, object_box
@@ -338,6 +338,30 @@ def test_compose_cost_does_not_depend_on_how_ragged_the_masks_are():
     low = torch.minimum(render.float() / 255, footage[visible].min(dim=0).values)
     high = torch.maximum(render.float() / 255, footage[visible].max(dim=0).values)
     assert (out[hidden] >= low[hidden] - 1e-6).all() and (out[hidden] <= high[hidden] + 1e-6).all()
+
+
+@pytest.mark.parametrize("seed, centre", [(0, (30, 50)), (1, (3, 4)), (2, (57, 95))])
+def test_the_blend_window_around_the_visible_part_changes_nothing(monkeypatch, seed, centre):
+    """The blend's grid is built only around the visible pixels (`WINDOW_CELLS` cells wider): with hidden pixels
+    scattered over the whole frame (stage 1's fragmented masks) and a compact visible part (also at the frame's
+    corners), the result equals, bit for bit, the blend over the whole region of hidden pixels."""
+    from diffusion_vas.models.stages import content_blend
+
+    generator = torch.Generator().manual_seed(seed)
+    t, h, w = 2, 61, 101
+    rows, cols = torch.arange(h)[:, None], torch.arange(w)[None, :]
+    visible = (((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) < 64).expand(t, h, w).clone()
+    visible[1] = visible[1].roll(3, dims=1)
+    amodal = visible | (torch.rand(t, h, w, generator=generator) > 0.7)
+    footage = (torch.rand(t, h, w, 3, generator=generator) * 255).to(torch.uint8)
+    render = (torch.rand(t, h, w, 3, generator=generator) * 255).to(torch.uint8)
+    gains = 0.8 + 0.4 * torch.rand(t, 3, generator=generator)
+    windowed = compose_chunk(torch.empty(t, h, w, 3), render, footage, visible, amodal, gains)
+    monkeypatch.setattr(content_blend, "WINDOW_CELLS", None)
+    whole = compose_chunk(torch.empty(t, h, w, 3), render, footage, visible, amodal, gains)
+    assert torch.equal(windowed, whole)
+    far = ~dilate(visible, 16) & amodal  # hidden pixels far from the visible part: the plain matched render
+    assert far.any() and torch.equal(windowed[far], (render.float() * (gains / 255)[:, None, None]).clamp(0, 1)[far])
 
 
 def test_compose_into_uint8_is_the_rounded_float_result():
