@@ -265,7 +265,7 @@ def measure_quality(args) -> list[dict]:
     from diffusion_vas.models import complete_content, predict_amodal_masks
     from diffusion_vas.models.evaluation.oracle import OracleSampler, oracle_mask_frames, oracle_rgb_frames
     from diffusion_vas.models.evaluation.synthetic import SyntheticSpec, generate_clip
-    from diffusion_vas.models.stages import stage1
+    from diffusion_vas.models.stages import amodal_stage
     from diffusion_vas.models.base.sequences import tensor_masks
 
     rows = []
@@ -276,7 +276,7 @@ def measure_quality(args) -> list[dict]:
         clip = generate_clip(spec, seed=args.seed)
         modal, amodal = clip.modal, clip.amodal
         for region in ("frame", "object"):
-            boxes = stage1.object_boxes(tensor_masks(modal, "modal"), args.quality_processing, region, 1.0)
+            boxes = amodal_stage.object_boxes(tensor_masks(modal, "modal"), args.quality_processing, region, 1.0)
             oracle = OracleSampler(oracle_mask_frames(amodal, boxes, args.quality_processing))
             for upscale in ("smooth", "reference"):
                 masks = predict_amodal_masks(oracle, modal, clip.depth, args.quality_processing, region=region,

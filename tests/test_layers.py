@@ -28,7 +28,7 @@ FACE = len(LAYERS)  # models/__init__.py and models/<module>.py
 
 
 def package_of(module: str) -> str:
-    """``models.stages.stage1`` -> ``stages``; ``models`` or ``models.realsize`` -> ``""`` (the face)."""
+    """``models.stages.amodal_stage`` -> ``stages``; ``models`` or ``models.realsize`` -> ``""`` (the face)."""
     parts = module.split(".")
     if len(parts) > 2 or (len(parts) == 2 and (MODELS / parts[1]).is_dir()):
         return parts[1]
@@ -131,8 +131,8 @@ def test_the_check_finds_a_planted_upward_import_and_a_planted_cycle():
     """The same check on today's imports plus one planted import each: an engine module importing a stage (upward)
     and two same-layer subpackages importing each other (a cycle)."""
     imports = module_imports()
-    upward = {**imports, "models.engine.pipeline": imports["models.engine.pipeline"] | {"models.stages.stage1"}}
-    assert any("models.engine.pipeline (layer 2) imports models.stages.stage1 (layer 3)" in line
+    upward = {**imports, "models.engine.pipeline": imports["models.engine.pipeline"] | {"models.stages.amodal_stage"}}
+    assert any("models.engine.pipeline (layer 2) imports models.stages.amodal_stage (layer 3)" in line
                for line in violations(upward))
     cycle = {**imports, "models.depth.estimator": imports["models.depth.estimator"] | {"models.stages.conditions"},
              "models.stages.conditions": imports["models.stages.conditions"] | {"models.depth.estimator"}}

@@ -12,7 +12,7 @@ from conftest import TINY
 from diffusion_vas.models import complete_content, predict_amodal_masks
 from diffusion_vas.models.evaluation.oracle import OracleSampler, oracle_mask_frames, oracle_rgb_frames
 from diffusion_vas.models.stages import conditions as C
-from diffusion_vas.models.stages import stage1, stage2
+from diffusion_vas.models.stages import amodal_stage, content_stage
 from diffusion_vas.models.base.sequences import TensorDepth, TensorFrames, tensor_masks
 from diffusion_vas.models.base.chunking import MaskFormat, dilate
 from diffusion_vas.models.stages.content_blend import (_columns_upsampled, colour_gains, compose_chunk,
@@ -36,7 +36,7 @@ def disk_clip(frames=3, height=90, width=172, centre=(45, 60), radius=20, bar=(7
 
 
 def boxes_for(modal, region):
-    return stage1.object_boxes(tensor_masks(modal, "modal"), SIZE, region, 1.0)
+    return amodal_stage.object_boxes(tensor_masks(modal, "modal"), SIZE, region, 1.0)
 
 
 # -- zoom crops and paste-backs ---------------------------------------------------------------------------------
@@ -253,12 +253,12 @@ def test_frame_conditions_equal_the_reference_arithmetic(frame):
     rgb = torch.rand(9, *frame, 3, generator=g)
     box = [Box(0, 0, *frame)]
     size = (64, 128)
-    depth_store, _ = stage1.depth_store(TensorDepth(depth), box, size, torch.device("cpu"))
+    depth_store, _ = amodal_stage.depth_store(TensorDepth(depth), box, size, torch.device("cpu"))
     assert torch.equal(depth_store[0].unsqueeze(1).repeat(1, 3, 1, 1), C.depth_condition(depth, size))
-    modal_store = stage1.modal_store(tensor_masks(modal, "modal"), box, size)
-    assert torch.equal(stage1.modal_pixels(modal_store[0]), C.modal_condition(modal[0], size))
-    conditions = stage2.prepare(TensorFrames(rgb), tensor_masks(modal, "modal"), tensor_masks(modal > 0.7, "a"),
-                                box, size)
+    modal_store = amodal_stage.modal_store(tensor_masks(modal, "modal"), box, size)
+    assert torch.equal(amodal_stage.modal_pixels(modal_store[0]), C.modal_condition(modal[0], size))
+    conditions = content_stage.prepare(TensorFrames(rgb), tensor_masks(modal, "modal"), tensor_masks(modal > 0.7, "a"),
+                                       box, size)
     video, _ = conditions.videos()
     assert torch.equal(video.row(0), C.modal_rgb_condition(rgb, C.modal_condition(modal[0], size)))
 

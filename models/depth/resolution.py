@@ -12,7 +12,7 @@ Long shots: `DepthFromFrames` runs the network on frames fed in order (one decod
 processing size (a 256x512 float map per frame), upsampled to the frame size part by part when read; with
 ``input`` the frame-size output, written frame by frame to a spill file (``spill``) and read back from it, so a
 4K shot's depth is never held. Its raw depth is normalized over the clip by the caller
-(`stages.stage1.NormalizedDepth`).
+(`stages.amodal_stage.NormalizedDepth`).
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def run_evaluation(
     stage1_masks = None  # per clip [N * K, T, H, W], object-major
     if stage1_path is not None:
         options = (stage1_options or SamplingOptions.for_stage("amodal")).with_changes(samples=k)
-        stage1_masks, seconds["stage1"] = _run_stage1(stage1_path, benchmark, size, options, device, dtype)
+        stage1_masks, seconds["stage1"] = _run_amodal_stage(stage1_path, benchmark, size, options, device, dtype)
         tracks = _per_track(stage1_masks, k)  # per track [K, T, H, W]
         predictions[f"{MODEL} ({Path(stage1_path).name})"] = [t[0] for t in tracks]
         if k > 1:
@@ -153,7 +153,7 @@ def run_evaluation(
             masks = stage1_masks  # K hypotheses per object: hypothesis k completed with seed + k
         else:
             masks, options = [c.amodal for c in benchmark], options.with_changes(samples=k)
-        completed, seconds["stage2"] = _run_stage2(stage2_path, benchmark, masks, size, options, device, dtype)
+        completed, seconds["stage2"] = _run_content_stage(stage2_path, benchmark, masks, size, options, device, dtype)
         colours = _per_track(completed, k)  # per track [K, T, H, W, 3]
         truth = [c.amodal_rgb[i] for c in benchmark for i in range(c.modal.shape[0])]
         hidden = [a & ~m for a, m in zip(amodal, modal)]
@@ -262,7 +262,7 @@ def _per_track(results: list[torch.Tensor], k: int) -> list[torch.Tensor]:
     return [r[i * k:(i + 1) * k] for r in results for i in range(r.shape[0] // k)]
 
 
-def _run_stage1(path, clips, size, options, device, dtype) -> tuple[list[torch.Tensor], float]:
+def _run_amodal_stage(path, clips, size, options, device, dtype) -> tuple[list[torch.Tensor], float]:
     pipe = load_pipeline(path, device=device, dtype=dtype)
     start, masks = time.perf_counter(), []
     for k, clip in enumerate(clips):
@@ -271,7 +271,7 @@ def _run_stage1(path, clips, size, options, device, dtype) -> tuple[list[torch.T
     return masks, time.perf_counter() - start
 
 
-def _run_stage2(path, clips, amodal, size, options, device, dtype) -> tuple[list[torch.Tensor], float]:
+def _run_content_stage(path, clips, amodal, size, options, device, dtype) -> tuple[list[torch.Tensor], float]:
     pipe = load_pipeline(path, device=device, dtype=dtype)
     start, rgb = time.perf_counter(), []
     for k, (clip, masks) in enumerate(zip(clips, amodal)):

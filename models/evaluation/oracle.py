@@ -8,7 +8,8 @@ resolution (conditions, upscaling, zoom crops, colour matching), never the model
 resized to the processing size as the authors' data loader does (``cv2.resize`` INTER_LINEAR on a {0, 1} uint8
 mask: bilinear without antialiasing, rounded, so the mask stays binary), white on black in all three channels.
 `oracle_rgb_frames` renders a perfect stage-2 output: the object's true colours inside its amodal mask, white
-outside, at the processing size. Both take the crop boxes the stage function will use (`stages.stage1.object_boxes`).
+outside, at the processing size. Both take the crop boxes the stage function will use
+(`stages.amodal_stage.object_boxes`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A real shot, start to finish: a video (or a folder of frames) and a mask folder in, result files out, streamed.
 
 Nothing of the shot is held at input size beyond a few frames: the frames are decoded, and the masks read, part
-by part, once per pass; what the models need is kept at the processing size (`stages.stage1`, `stages.stage2`),
-and every result is written while the next part is computed (`outputs`). The passes:
+by part, once per pass; what the models need is kept at the processing size (`stages.amodal_stage`,
+`stages.content_stage`), and every result is written while the next part is computed (`outputs`). The passes:
 
 1. **masks**: the mask folder is scanned once (format, objects; `io.mask_files`), and for ``region="object"``
    read once more for each object's extent;
@@ -46,11 +46,11 @@ from ..io.frame_source import DepthFrames, open_frames, prefetch
 from ..io.mask_files import MASK_FORMATS, read_mask_folder
 from ..io.media import output_frame_rate
 from ..stages import conditions as C
-from ..stages import hypotheses, stage1, stage2
+from ..stages import amodal_stage, content_stage, hypotheses
 from ..base.chunking import chunks
 from ..stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from ..stages.region import DEFAULT_CONTEXT, DEFAULT_REGION, REGIONS, Box
-from ..stages.run import sample_stage1, sample_stage2
+from ..stages.run import sample_amodal_stage, sample_content_stage
 from ..base.progress import phase
 from ..base.threads import torch_threads
 from ..stages.upscale import DEFAULT_MASK_UPSCALE, MASK_UPSCALES
@@ -103,7 +103,8 @@ class ShotSettings:
         """Refuses settings that cannot run, naming the setting."""
         unknown = sorted(set(self.write) - set(WRITE_CHOICES))
         if unknown or not self.write:
-            raise ValueError(f"--write {','.join(self.write)}: choose from {','.join(WRITE_CHOICES)} (comma-separated).")
+            raise ValueError(f"--write {','.join(self.write)}: choose from {','.join(WRITE_CHOICES)} "
+                             "(comma-separated).")
         if not {"masks", "layer", "rgb", "overlay"} & set(self.write):
             raise ValueError("--write: name at least one of masks, layer, rgb, overlay (mp4 and gif are previews of "
                              "those).")
@@ -280,13 +281,14 @@ class _Runner:
 
     def run(self) -> None:
         conditions, footage = self._conditions()
-        output1 = self._stage1(conditions)
-        amodal_small = self._write_stage1(output1, need_small=not self.s.masks_only)
+        output1 = self._amodal_stage(conditions)
+        amodal_small = self._write_amodal_stage(output1, need_small=not self.s.masks_only)
         if self.s.masks_only:
             return
-        conditions2 = stage2.Stage2Conditions(conditions.boxes, conditions.modal, footage[0], footage[1], amodal_small)
-        output2 = self._stage2(conditions2)
-        self._write_stage2(output1, conditions2, output2)
+        conditions2 = content_stage.ContentStageConditions(conditions.boxes, conditions.modal, footage[0], footage[1],
+                                                           amodal_small)
+        output2 = self._content_stage(conditions2)
+        self._write_content_stage(output1, conditions2, output2)
 
     # -- pass 1 and 2: conditions --------------------------------------------------------------------------------
 
@@ -295,8 +297,8 @@ class _Runner:
         need_footage = not s.masks_only
         if work.has("stage1_conditions") and (not need_footage or work.has("stage2_footage")):
             tensors, meta = work.load("stage1_conditions")
-            conditions = stage1.Stage1Conditions([Box(*b) for b in meta["boxes"]], tensors["modal"],
-                                                 tensors["depth"], meta["depth_rows"])
+            conditions = amodal_stage.AmodalStageConditions([Box(*b) for b in meta["boxes"]], tensors["modal"],
+                                                            tensors["depth"], meta["depth_rows"])
             footage = None
             if need_footage:
                 tensors, meta = work.load("stage2_footage")
@@ -304,8 +306,8 @@ class _Runner:
             logger.info("--resume: conditions of the stopped run reused")
             return conditions, footage
 
-        boxes = stage1.object_boxes(shot.modal, s.size, s.region, DEFAULT_CONTEXT)
-        footage_store = stage2.FootageStore(shot.count, boxes, s.size) if need_footage else None
+        boxes = amodal_stage.object_boxes(shot.modal, s.size, s.region, DEFAULT_CONTEXT)
+        footage_store = content_stage.FootageStore(shot.count, boxes, s.size) if need_footage else None
         depth_raw, network = shot.depth, None
         if depth_raw is None or footage_store is not None:
             if depth_raw is None:
@@ -325,10 +327,10 @@ class _Runner:
                 depth_raw = network.finish()
                 del estimator
         with phase("conditions", shot.count * 2, "frame"):
-            depth_conds, rows = stage1.depth_store(stage1.NormalizedDepth(depth_raw, "depth"), boxes, s.size,
-                                                   self.device)
-            modal = stage1.modal_store(shot.modal, boxes, s.size)
-        conditions = stage1.Stage1Conditions(boxes, modal, depth_conds, rows)
+            depth = amodal_stage.NormalizedDepth(depth_raw, "depth")
+            depth_conds, rows = amodal_stage.depth_store(depth, boxes, s.size, self.device)
+            modal = amodal_stage.modal_store(shot.modal, boxes, s.size)
+        conditions = amodal_stage.AmodalStageConditions(boxes, modal, depth_conds, rows)
         work.save("stage1_conditions", {"modal": modal, "depth": depth_conds},
                   {"boxes": [[b.top, b.left, b.height, b.width] for b in boxes], "depth_rows": rows})
         footage = None
@@ -341,15 +343,15 @@ class _Runner:
 
     # -- pass 3 and 5: the models ----------------------------------------------------------------------------------
 
-    def _stage1(self, conditions: stage1.Stage1Conditions) -> stage1.Stage1Output:
+    def _amodal_stage(self, conditions: amodal_stage.AmodalStageConditions) -> amodal_stage.AmodalStageOutput:
         s, work = self.s, self.work
         todo = [g for g in self.groups if not work.has(self._store_name(1, g))]
         if todo:
             pipe = load_pipeline(resolve_checkpoint(s.stage1), self.device, self.dtype)
             with phase("stage 1", s.amodal.num_inference_steps * len(todo), "step") as bar:
                 for group in todo:
-                    out = sample_stage1(pipe, conditions, s.amodal, bar.engine_callback(), s.threshold,
-                                        s.mask_upscale, objects=group)
+                    out = sample_amodal_stage(pipe, conditions, s.amodal, bar.engine_callback(), s.threshold,
+                                              s.mask_upscale, objects=group)
                     work.save(self._store_name(1, group), {"soft": out.soft, "processed": out.processed})
             del pipe
             gc.collect()
@@ -358,30 +360,30 @@ class _Runner:
             tensors, _ = work.load(self._store_name(1, group))
             soft.append(tensors["soft"])
             processed.append(tensors["processed"])
-        return stage1.Stage1Output(torch.cat(soft), torch.cat(processed), conditions.boxes, self.k, s.threshold,
-                                   s.mask_upscale)
+        return amodal_stage.AmodalStageOutput(torch.cat(soft), torch.cat(processed), conditions.boxes, self.k,
+                                              s.threshold, s.mask_upscale)
 
-    def _stage2(self, conditions: stage2.Stage2Conditions) -> stage2.Stage2Output:
+    def _content_stage(self, conditions: content_stage.ContentStageConditions) -> content_stage.ContentStageOutput:
         s, work = self.s, self.work
         todo = [g for g in self.groups if not work.has(self._store_name(2, g))]
         if todo:
             pipe = load_pipeline(resolve_checkpoint(s.stage2), self.device, self.dtype)
             with phase("stage 2", s.content.num_inference_steps * len(todo), "step") as bar:
                 for group in todo:
-                    out = sample_stage2(pipe, conditions, s.content, bar.engine_callback(), objects=group)
+                    out = sample_content_stage(pipe, conditions, s.content, bar.engine_callback(), objects=group)
                     work.save(self._store_name(2, group), {"processed": out.processed})
             del pipe
             gc.collect()
         processed = [work.load(self._store_name(2, g))[0]["processed"] for g in self.groups]
-        return stage2.Stage2Output(torch.cat(processed), hypotheses.completion_samples(conditions.hypotheses,
-                                                                                        s.content.samples))
+        samples = hypotheses.completion_samples(conditions.hypotheses, s.content.samples)
+        return content_stage.ContentStageOutput(torch.cat(processed), samples)
 
     def _store_name(self, stage: int, group: list[int]) -> str:
         return f"stage{stage}/objects_" + "_".join(str(self.shot.ids[n]) for n in group)
 
     # -- pass 4 and 6: writing ------------------------------------------------------------------------------------
 
-    def _write_stage1(self, output: stage1.Stage1Output, need_small: bool) -> torch.Tensor | None:
+    def _write_amodal_stage(self, output: amodal_stage.AmodalStageOutput, need_small: bool) -> torch.Tensor | None:
         """Writes every object's full masks at input size (and, for stage 2, keeps them at the processing size)."""
         s, shot, work = self.s, self.shot, self.work
         have_small = work.has("stage2_amodal")
@@ -414,8 +416,9 @@ class _Runner:
             return small
         return work.load("stage2_amodal")[0]["amodal"] if need_small else None
 
-    def _write_stage2(self, output1: stage1.Stage1Output, conditions: stage2.Stage2Conditions,
-                      output2: stage2.Stage2Output) -> None:
+    def _write_content_stage(self, output1: amodal_stage.AmodalStageOutput,
+                             conditions: content_stage.ContentStageConditions,
+                             output2: content_stage.ContentStageOutput) -> None:
         s, shot, work = self.s, self.shot, self.work
         sinks = [_ObjectFiles(self, n, stage=2) for n in range(len(shot.ids))
                  if not work.done(f"stage2_obj{shot.ids[n]}")]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from . import conditions as C
-from . import hypotheses, stage1, stage2
+from . import amodal_stage, content_stage, hypotheses
 from ..base.chunking import chunks, work_device
 from .content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from .region import DEFAULT_CONTEXT, DEFAULT_REGION, REGIONS
@@ -99,8 +99,8 @@ def predict_amodal_masks(
     depth = TensorDepth(depth, "depth") if torch.is_tensor(depth) or not hasattr(depth, "read") else depth
     check_same_frames(depth, t, (height, width), "depth", "modal_masks")
     device = work_device(pipe)
-    conditions = stage1.prepare(modal, depth, size, region, context, device)
-    output = sample_stage1(pipe, conditions, options, callback, threshold, mask_upscale)
+    conditions = amodal_stage.prepare(modal, depth, size, region, context, device)
+    output = sample_amodal_stage(pipe, conditions, options, callback, threshold, mask_upscale)
 
     rows = output.soft.shape[0]
     masks = torch.empty(rows, t, height, width, dtype=torch.bool)
@@ -113,12 +113,13 @@ def predict_amodal_masks(
                        soft=output.soft)
 
 
-def sample_stage1(pipe, conditions: stage1.Stage1Conditions, options: SamplingOptions,
-                  callback: StepCallback | None = None, threshold: int = C.AMODAL_SUM_THRESHOLD,
-                  mask_upscale: str = DEFAULT_MASK_UPSCALE, objects: list[int] | None = None) -> stage1.Stage1Output:
-    """Stage 1's model on ``objects`` (default all) of ``conditions``: the processing-size `Stage1Output`,
+def sample_amodal_stage(pipe, conditions: amodal_stage.AmodalStageConditions, options: SamplingOptions,
+                        callback: StepCallback | None = None, threshold: int = C.AMODAL_SUM_THRESHOLD,
+                        mask_upscale: str = DEFAULT_MASK_UPSCALE, objects: list[int] | None = None
+                        ) -> amodal_stage.AmodalStageOutput:
+    """Stage 1's model on ``objects`` (default all) of ``conditions``: the processing-size `AmodalStageOutput`,
     collected piece by piece as the VAE decodes."""
-    output = stage1.Stage1Output.empty(conditions, options.samples, threshold, mask_upscale, objects)
+    output = amodal_stage.AmodalStageOutput.empty(conditions, options.samples, threshold, mask_upscale, objects)
     modal = conditions.modal if objects is None else conditions.modal[list(objects)]
     pipe.sample(*conditions.videos(objects), options, callback, on_decoded=output.collector(modal))
     return output
@@ -170,8 +171,8 @@ class ContentStream:
     rows: ``N * K`` object-samples, object-major, as `AmodalContent`; count, size: the clip's frames and ``(H, W)``.
     """
 
-    conditions: stage2.Stage2Conditions
-    output: stage2.Stage2Output
+    conditions: content_stage.ContentStageConditions
+    output: content_stage.ContentStageOutput
     frames: FrameSequence
     modal: list
     amodal: list
@@ -196,7 +197,7 @@ class ContentStream:
 
     def parts(self, parts, into=None):
         """``(part, rgb [R, t, H, W, 3] float32 0..1, alpha [R, t, H, W] bool)`` for increasing ``parts`` (gaps
-        allowed), reading the frames and masks again (`stage2.Stage2Output.finish`; ``into`` as there)."""
+        allowed), reading the frames and masks again (`content_stage.ContentStageOutput.finish`; ``into`` as there)."""
         return self.output.finish(self.conditions, self.frames, self.modal, self.amodal, list(parts),
                                   self.keep_visible_pixels, self.device, into)
 
@@ -234,17 +235,18 @@ def complete_content_stream(pipe: DiffusionVASPipeline, rgb, modal_masks: torch.
     if isinstance(frames, TensorFrames):
         frames.check_finite()
     device = work_device(pipe)
-    boxes = stage1.object_boxes(modal, size, region, context)
-    conditions = stage2.prepare(frames, modal, amodal, boxes, size)
-    output = sample_stage2(pipe, conditions, options, callback)
+    boxes = amodal_stage.object_boxes(modal, size, region, context)
+    conditions = content_stage.prepare(frames, modal, amodal, boxes, size)
+    output = sample_content_stage(pipe, conditions, options, callback)
     return ContentStream(conditions, output, frames, modal, amodal, keep_visible_pixels, device)
 
 
-def sample_stage2(pipe, conditions: stage2.Stage2Conditions, options: SamplingOptions,
-                  callback: StepCallback | None = None, objects: list[int] | None = None) -> stage2.Stage2Output:
-    """Stage 2's model on ``objects`` (default all) of ``conditions``: the processing-size `Stage2Output`."""
+def sample_content_stage(pipe, conditions: content_stage.ContentStageConditions, options: SamplingOptions,
+                         callback: StepCallback | None = None, objects: list[int] | None = None
+                         ) -> content_stage.ContentStageOutput:
+    """Stage 2's model on ``objects`` (default all) of ``conditions``: the processing-size `ContentStageOutput`."""
     samples = hypotheses.completion_samples(conditions.hypotheses, options.samples)
-    output = stage2.Stage2Output.empty(conditions, samples, None if objects is None else len(objects))
+    output = content_stage.ContentStageOutput.empty(conditions, samples, None if objects is None else len(objects))
     pipe.sample(*conditions.videos(objects), options, callback, on_decoded=output.collector())
     return output
 

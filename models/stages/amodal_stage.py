@@ -2,8 +2,8 @@
 
 `prepare` reads the visible masks and the depth (sequences, `sequences`) once or twice each and keeps only what
 the model needs at the processing size: the visible masks PIL-resized (uint8), condition B per crop box (float32,
-one channel) and the boxes (`region`). `Stage1Output.collect` receives the decoded frames piece by piece and
-keeps the channel mean (the soft map) and the reference's processing-size masks. `Stage1Output.finish` reads the
+one channel) and the boxes (`region`). `AmodalStageOutput.collect` receives the decoded frames piece by piece and
+keeps the channel mean (the soft map) and the reference's processing-size masks. `AmodalStageOutput.finish` reads the
 visible masks again and brings each part of the clip back to the input size (`upscale`, pasted into the frame
 for ``region="object"``, OR the visible mask). Memory: the processing-size stores plus a few frames at input size,
 whatever the clip's length.
@@ -170,7 +170,7 @@ class NormalizedDepth:
 
 
 @dataclass
-class Stage1Conditions:
+class AmodalStageConditions:
     """What stage 1's model needs, at the processing size.
 
     boxes: per object, where it is processed. modal: ``[N, T, h, w]`` uint8 (`modal_store`). depth: ``[B, T, h, w]``
@@ -209,17 +209,17 @@ class Stage1Conditions:
 
 
 def prepare(modal: list[MaskSequence], depth: DepthSequence, size: tuple[int, int], region: str, context: float,
-            device: torch.device) -> Stage1Conditions:
-    """Reads the visible masks (``region="object"``: twice) and the depth (twice) into `Stage1Conditions`."""
+            device: torch.device) -> AmodalStageConditions:
+    """Reads the visible masks (``region="object"``: twice) and the depth (twice) into `AmodalStageConditions`."""
     boxes = object_boxes(modal, size, region, context)
     stored, rows = depth_store(depth, boxes, size, device)
-    return Stage1Conditions(boxes, modal_store(modal, boxes, size), stored, rows)
+    return AmodalStageConditions(boxes, modal_store(modal, boxes, size), stored, rows)
 
 
 # -- results -------------------------------------------------------------------------------------------------------
 
 @dataclass
-class Stage1Output:
+class AmodalStageOutput:
     """Stage 1's model output at the processing size, and the way back to the input size.
 
     soft: ``[R, T, h, w]`` float32, the decoded frames' channel mean (0..1). processed: ``[R, T, h, w]`` bool, the
@@ -238,8 +238,8 @@ class Stage1Output:
     kept: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def empty(cls, conditions: Stage1Conditions, samples: int, threshold: int, mask_upscale: str,
-              objects: list[int] | None = None) -> "Stage1Output":
+    def empty(cls, conditions: AmodalStageConditions, samples: int, threshold: int, mask_upscale: str,
+              objects: list[int] | None = None) -> "AmodalStageOutput":
         """Zeroed stores for the samples of ``objects`` (default all), filled by `collect`."""
         objects = list(range(conditions.objects)) if objects is None else list(objects)
         rows, t, size = len(objects) * samples, conditions.frames, conditions.size
@@ -256,7 +256,8 @@ class Stage1Output:
         return collect
 
     def finish(self, modal: list[MaskSequence], parts: list[slice], device: torch.device,
-               probability: bool = True, keep: bool = False) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor | None]]:
+               probability: bool = True, keep: bool = False
+               ) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor | None]]:
         """The input-size results part by part: ``(part, masks [R, t, H, W] bool, probability [R, t, H, W]
         float32 or None)``; masks contain the visible masks (``modal``, one sequence per object, read once).
         ``keep``: the masks are also kept packed (`kept`), for `mask_sequence` to read back."""
@@ -293,7 +294,7 @@ class Stage1Output:
 
 
 class _Stage1Masks:
-    def __init__(self, output: Stage1Output, row: int, modal: MaskSequence, device: torch.device):
+    def __init__(self, output: AmodalStageOutput, row: int, modal: MaskSequence, device: torch.device):
         self.output, self.row, self.modal, self.device = output, row, modal, device
         self.count, self.size = modal.count, modal.size
         self.name = f"stage-1 masks of row {row}"
@@ -304,8 +305,9 @@ class _Stage1Masks:
         if kept is not None and all(kept.holds(part) for part in parts):
             yield from (kept.get_part(part) for part in parts)
             return
-        single = Stage1Output(self.output.soft[self.row:self.row + 1], self.output.processed[self.row:self.row + 1],
-                              [self.output.boxes[self.row // self.output.samples]], 1, self.output.threshold,
-                              self.output.mask_upscale)
+        rows = slice(self.row, self.row + 1)
+        single = AmodalStageOutput(self.output.soft[rows], self.output.processed[rows],
+                                   [self.output.boxes[self.row // self.output.samples]], 1, self.output.threshold,
+                                   self.output.mask_upscale)
         for _, masks, _ in single.finish([self.modal], parts, self.device, probability=False):
             yield masks[0]

@@ -2,8 +2,8 @@
 
 `prepare` reads the frames once (the footage in each object's box, PIL-resized to uint8), the visible masks
 (stage 1's `modal_store`) and the full masks of every hypothesis (nearest-sampled to bool at the processing size,
-the exact inverse of stage 1's upsampling). `Stage2Output.collect` keeps the decoded frames as uint8 (the
-reference's output). `Stage2Output.finish` reads the frames and masks again and gives each part of the clip at the
+the exact inverse of stage 1's upsampling). `ContentStageOutput.collect` keeps the decoded frames as uint8 (the
+reference's output). `ContentStageOutput.finish` reads the frames and masks again and gives each part of the clip at the
 input size: the footage's own pixels where visible and the colour-matched render in the hidden part
 (``keep_visible_pixels``, `content_blend`), or the render everywhere.
 
@@ -23,7 +23,7 @@ from ..base.chunking import chunks
 from .content_blend import colour_gains, compose_chunk
 from .region import Box, frame_box
 from ..base.sequences import FrameSequence, MaskSequence
-from .stage1 import modal_pixels, modal_store
+from .amodal_stage import modal_pixels, modal_store
 from ..engine.condition_video import ConditionVideo
 
 
@@ -92,7 +92,7 @@ def modal_rgb(footage_u8: torch.Tensor, modal_u8: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class Stage2Conditions:
+class ContentStageConditions:
     """What stage 2's model needs, at the processing size.
 
     boxes: per object. modal: ``[N, T, h, w]`` uint8 (stage 1's `modal_store`). footage: ``[B, T, h, w, 3]`` uint8
@@ -144,15 +144,15 @@ class Stage2Conditions:
 
 
 def prepare(frames: FrameSequence, modal: list[MaskSequence], amodal: list[MaskSequence], boxes: list[Box],
-            size: tuple[int, int]) -> Stage2Conditions:
-    """Reads the frames, the visible masks and every hypothesis's full masks once into `Stage2Conditions`."""
+            size: tuple[int, int]) -> ContentStageConditions:
+    """Reads the frames, the visible masks and every hypothesis's full masks once into `ContentStageConditions`."""
     footage, rows = footage_store(frames, boxes, size)
-    return Stage2Conditions(boxes, modal_store(modal, boxes, size), footage, rows,
-                            amodal_store(amodal, boxes, size, tuple(modal[0].size)))
+    return ContentStageConditions(boxes, modal_store(modal, boxes, size), footage, rows,
+                                  amodal_store(amodal, boxes, size, tuple(modal[0].size)))
 
 
 @dataclass
-class Stage2Output:
+class ContentStageOutput:
     """Stage 2's model output at the processing size: ``processed`` ``[R, T, h, w, 3]`` uint8, row ``r`` = object
     ``r // samples``'s sample ``r % samples`` (sample ``k`` completes hypothesis ``k`` when there are several)."""
 
@@ -160,7 +160,8 @@ class Stage2Output:
     samples: int
 
     @classmethod
-    def empty(cls, conditions: Stage2Conditions, samples: int, objects: int | None = None) -> "Stage2Output":
+    def empty(cls, conditions: ContentStageConditions, samples: int, objects: int | None = None
+              ) -> "ContentStageOutput":
         n = conditions.objects if objects is None else objects
         return cls(torch.zeros(n * samples, conditions.frames, *conditions.modal.shape[-2:], 3, dtype=torch.uint8),
                    samples)
@@ -171,12 +172,12 @@ class Stage2Output:
             self.processed[row, frames] = C.frames_to_uint8(pixels)
         return collect
 
-    def finish(self, conditions: Stage2Conditions, frames: FrameSequence, modal: list[MaskSequence],
+    def finish(self, conditions: ContentStageConditions, frames: FrameSequence, modal: list[MaskSequence],
                amodal: list[MaskSequence], parts: list[slice], keep_visible_pixels: bool,
                device: torch.device, into=None) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
         """The input-size results part by part: ``(part, rgb [R, t, H, W, 3] float32 0..1, alpha [R, t, H, W]
         bool)``; ``alpha`` is the object's full shape (full mask OR visible mask). Reads ``frames``, ``modal``
-        (one sequence per object) and ``amodal`` (rows as in `Stage2Conditions`) once each.
+        (one sequence per object) and ``amodal`` (rows as in `ContentStageConditions`) once each.
 
         ``into(part)`` may give the ``(rgb, alpha)`` tensors to fill (views of whole-clip results, or buffers the
         consumer reuses once it has read a part): a fresh 1080p part is 50 MB, and on a fresh allocation the page
