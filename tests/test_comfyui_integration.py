@@ -12,7 +12,6 @@ Frames taking every 3rd frame (the masks must follow the video's selection).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -51,15 +50,9 @@ TEST_STEPS = 2
 STARTUP_TIMEOUT, RUN_TIMEOUT = 300, 1500
 
 
-def _load_client():
-    """``tools/comfyui_client.py`` (not a package: loaded from its file): the helpers the tools share."""
-    spec = importlib.util.spec_from_file_location("comfyui_client", REPO / "tools" / "comfyui_client.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(REPO / "tools"))  # tools/ is not a package: its shared ComfyUI client, by its folder
+import comfyui_client as client  # noqa: E402
 
-
-client = _load_client()
 request = client.http_json
 
 

@@ -58,15 +58,9 @@ def load_make_shot():
     return module.make_shot, module.FPS
 
 
-def _load_client():
-    """``tools/comfyui_client.py`` (``tools/`` is not a package: loaded from its file)."""
-    spec = importlib.util.spec_from_file_location("comfyui_client", REPO / "tools" / "comfyui_client.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared ComfyUI client beside this file
+import comfyui_client as client  # noqa: E402
 
-
-client = _load_client()
 free_port, request, to_api = client.free_port, client.http_json, client.to_api
 
 

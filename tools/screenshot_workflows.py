@@ -81,17 +81,9 @@ FIT_VIEW_JS = """(margin) => {
 logger = logging.getLogger("screenshot_workflows")
 
 
-def _load_client():
-    """``tools/comfyui_client.py`` (``tools/`` is not a package: loaded from its file)."""
-    import importlib.util
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared ComfyUI client beside this file
+import comfyui_client as _client  # noqa: E402
 
-    spec = importlib.util.spec_from_file_location("comfyui_client", Path(__file__).with_name("comfyui_client.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_client = _load_client()
 free_port, http_json, wait_for, running = _client.free_port, _client.http_json, _client.wait_for, _client.running
 
 
