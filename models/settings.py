@@ -462,11 +462,6 @@ SHOT_SETTINGS = (
     MOTION_BUCKET_ID, NOISE_AUG_STRENGTH, MODEL_FPS, WRITE, RESUME, OVERWRITE, QUIET)
 
 
-def sampling_fields() -> set[str]:
-    """`SamplingOptions`' field names."""
-    return {f.name for f in fields(SamplingOptions)}
-
-
 # --- 'diffusion-vas train': every flag sets the `TrainingConfig` field it names, its default read from there ------
 
 def _training(name: str) -> Any:

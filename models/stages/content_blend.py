@@ -98,7 +98,9 @@ def compose_chunk(out: torch.Tensor, render: torch.Tensor, footage: torch.Tensor
         rows_in, cols_in, cells = slice(0, 0), slice(0, 0), None
     else:
         rows_in, cols_in = inner
-        cells = _CellBlend(seen[:, rows_in, cols_in], vis[:, rows_in, cols_in], blend) if blend > 0 else None
+        within = (_shifted(seen_rows, rows_in), _shifted(seen_cols, cols_in))  # the visible box, in the region
+        cells = (_CellBlend(seen[:, rows_in, cols_in], vis[:, rows_in, cols_in], blend, within) if blend > 0
+                 else None)
     scale = gains.to(torch.float32)[:, :, None, None] / (255 if render.dtype == torch.uint8 else 1)  # [t, 3, 1, 1]
     size = -(-STRIP_ROWS // (blend + 1)) * (blend + 1)  # whole cells: each strip starts on the blend's cell grid
     for rows in [*_strips(0, rows_in.start, size), *_strips(rows_in.start, rows_in.stop, size),
@@ -130,6 +132,12 @@ def compose_chunk(out: torch.Tensor, render: torch.Tensor, footage: torch.Tensor
 # long shot that cost more than the cache saved (32 rows were as fast alone and much slower there)
 STRIP_ROWS = 128
 WINDOW_CELLS = 3  # the blend's grid: cells around the visible pixels (None: the whole region, for tests)
+
+
+def _shifted(span: slice, region: slice) -> slice:
+    """``span`` clipped to ``region`` and counted from its start (empty when they do not meet)."""
+    start, stop = max(span.start, region.start) - region.start, min(span.stop, region.stop) - region.start
+    return slice(start, max(start, stop))
 
 
 def _strips(start: int, stop: int, size: int = STRIP_ROWS) -> list[slice]:
@@ -170,9 +178,11 @@ class _CellBlend:
     Args:
         seen: ``[t, h, w, 3]`` the footage in the region (uint8 or float 0..1).
         visible: ``[t, h, w]`` bool.
+        visible_box: ``(rows, cols)`` of the region holding every visible pixel of it (the caller's box of the
+            visible pixels, clipped to the region: a larger box only widens the window); empty slices for none.
     """
 
-    def __init__(self, seen: torch.Tensor, visible: torch.Tensor, blend: int):
+    def __init__(self, seen: torch.Tensor, visible: torch.Tensor, blend: int, visible_box: tuple[slice, slice]):
         self.cell = cell = blend + 1
         t, height, width = visible.shape
         rows, cols = -(-height // cell), -(-width // cell)
@@ -183,8 +193,8 @@ class _CellBlend:
         # outermost ring weighs 0 as everything outside does: blending only the window gives exactly what blending
         # the whole region gives (tested), at the cost of the visible part's surroundings rather than the hidden
         # part's extent (fragmented hidden masks spread over the frame).
-        box = bounding_box(visible) if WINDOW_CELLS is not None else (slice(0, height), slice(0, width))
-        if box is None:  # nothing visible: every weight is 0, nothing to blend
+        box = visible_box if WINDOW_CELLS is not None else (slice(0, height), slice(0, width))
+        if box[0].start >= box[0].stop or box[1].start >= box[1].stop:  # nothing visible: every weight is 0
             self.rows = self.cols = slice(0, 0)
             return
         grow = WINDOW_CELLS or 0
