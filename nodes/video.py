@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from fractions import Fraction
 from typing import Callable, Iterator
 
@@ -31,11 +32,13 @@ from ..models import chunks
 
 logger = logging.getLogger(__name__)
 
-try:  # ComfyUI's VIDEO interface (comfy_api, ComfyUI 0.3.30 and later)
-    from comfy_api.input import VideoInput as _VideoBase
-    from comfy_api.util import VideoComponents
+try:  # ComfyUI's VIDEO interface, from the API version ComfyUI's maintainers advise packs to import
+    from comfy_api.v0_0_2 import Input as _ComfyInput, Types as _ComfyTypes
+    _VideoBase, VideoComponents = _ComfyInput.Video, _ComfyTypes.VideoComponents
 except ImportError:  # ComfyUI absent: the same methods on a plain base
     _VideoBase, VideoComponents = object, None
+
+COLOR_SPACE, BIT_DEPTH = "sRGB", 8  # what the pack's videos hold: 8-bit sRGB frames
 
 
 class FrameVideo(_VideoBase):
@@ -66,6 +69,28 @@ class FrameVideo(_VideoBase):
     def get_container_format(self) -> str:
         return "mp4"
 
+    def get_color_space(self) -> str:
+        return COLOR_SPACE
+
+    def get_bit_depth(self) -> int:
+        return BIT_DEPTH
+
+    def as_trimmed(self, start_time: float | None = 0, duration: float | None = 0, strict_duration: bool = False
+                   ) -> "FrameVideo | None":
+        """The frames shown from ``start_time`` seconds (negative: counted from the end) for ``duration`` seconds
+        (0 = to the end), as a new VIDEO, nothing rendered: frame ``i`` is shown at ``i / fps``. None, as core's
+        videos answer, when no frame is left or (``strict_duration``) fewer seconds than ``duration`` remain."""
+        start, length, total = float(start_time or 0), float(duration or 0), self.get_duration()
+        if start < 0:
+            start = max(total + start, 0.0)
+        first = math.ceil(start * self.fps - 1e-9)
+        stop = self.frames.count if not length else min(self.frames.count, math.ceil((start + length) * self.fps
+                                                                                     - 1e-9))
+        if stop <= first or (strict_duration and length and (stop - first) / self.fps < length - 1e-9):
+            return None
+        return FrameVideo(window(self.frames, first, stop), self.fps,
+                          None if self.content is None else _WindowContent(self.content, first, stop))
+
     def get_components(self):
         """Every frame as one float32 IMAGE (what ``Get Video Components`` asks for: the whole clip in memory)."""
         logger.warning("Diffusion-VAS: a node asked for every frame of a %d-frame video at once (%.1f GB as float); "
@@ -76,15 +101,21 @@ class FrameVideo(_VideoBase):
             return images, self.fps
         return VideoComponents(images=images, frame_rate=self.fps)
 
-    def save_to(self, path, format="auto", codec="auto", metadata: dict | None = None):
-        """Encodes the frames as H.264 in MP4 (libx264 at the command line's preview settings), part by part as they
-        are rendered (no whole-clip tensor)."""
+    def save_to(self, path, format="auto", codec="auto", metadata: dict | None = None, bit_depth: int | None = None,
+                crf: float | None = None, color_space: str | None = None):
+        """Encodes the frames as 8-bit H.264 in MP4 (libx264 at the command line's preview settings; ``crf`` as
+        given), part by part as they are rendered (no whole-clip tensor)."""
         import av
 
         if str(getattr(format, "value", format)) not in ("auto", "mp4"):
-            raise ValueError(f"Diffusion-VAS videos are saved as MP4; got format {format!r}.")
+            raise ValueError(f"Diffusion-VAS videos are saved as MP4; got format {format!r}: choose mp4 (or auto).")
         if str(getattr(codec, "value", codec)) not in ("auto", "h264"):
-            raise ValueError(f"Diffusion-VAS videos are saved as H.264; got codec {codec!r}.")
+            raise ValueError(f"Diffusion-VAS videos are saved as H.264; got codec {codec!r}: choose h264 (or auto).")
+        if bit_depth not in (None, BIT_DEPTH):
+            raise ValueError(f"Diffusion-VAS videos are {BIT_DEPTH}-bit; got bit_depth {bit_depth}: leave it unset.")
+        if color_space not in (None, "auto", COLOR_SPACE):
+            raise ValueError(f"Diffusion-VAS videos are {COLOR_SPACE}; got color_space {color_space!r}: choose "
+                             f"{COLOR_SPACE} (or auto).")
         options = {"movflags": "use_metadata_tags"}
         kwargs = {} if isinstance(path, str) else {"format": "mp4"}
         with av.open(path, mode="w", options=options, **kwargs) as container:
@@ -93,7 +124,7 @@ class FrameVideo(_VideoBase):
             stream = container.add_stream("libx264", rate=self.fps)
             height, width = self.frames.size
             stream.width, stream.height, stream.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
-            stream.options = {"crf": str(MP4_CRF), "preset": MP4_PRESET}
+            stream.options = {"crf": f"{MP4_CRF if crf is None else crf:g}", "preset": MP4_PRESET}
             for part in self.frames.read(self.parts()):
                 for frame in to_uint8(part).numpy():
                     rgb = np.ascontiguousarray(frame[: stream.height, : stream.width])
@@ -118,6 +149,45 @@ class Rendered:
         return self.render(list(parts))
 
 
+class _Window:
+    """Frames ``[first, stop)`` of a `FrameSequence`, read from it."""
+
+    def __init__(self, frames, first: int, stop: int):
+        self.frames, self.first = frames, first
+        self.count, self.size, self.name = stop - first, tuple(frames.size), getattr(frames, "name", "video")
+
+    def read(self, parts):
+        return self.frames.read([slice(p.start + self.first, p.stop + self.first) for p in parts])
+
+
+def window(frames, first: int, stop: int):
+    """Frames ``[first, stop)`` of a `FrameSequence`; a video file's stay a `VideoFrames` (masks follow them)."""
+    if first == 0 and stop == frames.count:
+        return frames
+    if isinstance(frames, VideoFrames):
+        return frames.select(first, stop - first, 1)
+    return _Window(frames, first, stop)
+
+
+class _WindowContent:
+    """Frames ``[first, stop)`` of a stage-2 result with `models.ContentStream`'s ``parts``."""
+
+    def __init__(self, content, first: int, stop: int):
+        self.content, self.first = content, first
+        self.rows, self.count, self.size = content.rows, stop - first, tuple(content.size)
+
+    def parts(self, parts, into=None):
+        def shift(part):
+            return slice(part.start + self.first, part.stop + self.first)
+
+        def back(part):
+            return slice(part.start - self.first, part.stop - self.first)
+
+        inner = None if into is None else (lambda part: into(back(part)))
+        for part, rgb, alpha in self.content.parts([shift(p) for p in parts], inner):
+            yield back(part), rgb, alpha
+
+
 def to_float(frames: torch.Tensor) -> torch.Tensor:
     return frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
 
@@ -134,7 +204,14 @@ def frame_sequence(video, name: str):
         return video.frames
     if not hasattr(video, "get_stream_source"):
         raise ValueError(f"{name}: expected IMAGE frames or a VIDEO, got {type(video).__name__}.")
-    return VideoFrames(video.get_stream_source(), name=f"{name} (VIDEO)")
+    frames = VideoFrames(video.get_stream_source(), name=f"{name} (VIDEO)")
+    start, duration = video.get_active_trim_window() if hasattr(video, "get_active_trim_window") else (0.0, 0.0)
+    if start or duration:  # Load Video's start_time / duration (ComfyUI 0.3x): the file's frames in that window
+        try:
+            frames = frames.within(start, duration)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from err
+    return frames
 
 
 DEFAULT_VIDEO_FPS = 8  # videos made from IMAGE frames (which carry no rate): the rate the model is made for

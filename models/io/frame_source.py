@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import io
+from fractions import Fraction
 import queue
 import threading
 from pathlib import Path
@@ -45,13 +46,20 @@ class VideoFrames:
                 self.size = (stream.codec_context.height, stream.codec_context.width)
                 rate = stream.average_rate or stream.guessed_rate or stream.base_rate
                 self.rate = float(rate) if rate else None
-                total = sum(1 for packet in container.demux(stream) if packet.size)
+                times = [packet.pts for packet in container.demux(stream) if packet.size]
+                time_base = stream.time_base
         except (av.FFmpegError, IndexError) as err:
             raise ValueError(f"Cannot read video {self.path} ({err}); convert it to MP4/H.264 or a folder of "
                              "PNGs.") from err
+        total = len(times)
+        if None in times or not time_base:  # no timestamps (raw streams): frames evenly spaced at the rate
+            times, time_base = list(range(total)), Fraction(1) / Fraction(rate or 1)
+        else:
+            times.sort()  # packets come in decoding order, frames in presentation order
         if total == 0 or not all(self.size):
             raise ValueError(f"Video {self.path} has no frames; check the file.")
         self.total = total
+        self._pts, self._time_base = times, time_base  # presentation times, for trim windows in seconds
         self.indices = select_range(list(range(total)), start, count, every, f"frames of {self.path}")
         self.count = len(self.indices)
         self.names = [f"{i:05d}" for i in self.indices]
@@ -98,6 +106,25 @@ class VideoFrames:
         decoded)."""
         chosen = copy.copy(self)
         chosen.indices = select_range(self.indices, start, count, every, f"frames of {self.path}")
+        chosen.count, chosen.names = len(chosen.indices), [f"{i:05d}" for i in chosen.indices]
+        return chosen
+
+    def within(self, start_time: float, duration: float) -> "VideoFrames":
+        """These frames shown from ``start_time`` (seconds, >= 0) for ``duration`` seconds (0 = to the end), as
+        another `VideoFrames`: a frame is in when its presentation time ``pts * time_base`` is in the window, the
+        rule ComfyUI's own videos decode a trimmed file by (``pts >= int(start / time_base)``, ``pts <
+        int((start + duration) / time_base)``)."""
+        if start_time < 0 or duration < 0:
+            raise ValueError(f"Need a trim window with start_time >= 0 and duration >= 0; got {start_time}, "
+                             f"{duration}.")
+        first = int(start_time / self._time_base)
+        last = int((start_time + duration) / self._time_base) if duration else None
+        chosen = copy.copy(self)
+        chosen.indices = [i for i in self.indices
+                          if self._pts[i] >= first and (last is None or self._pts[i] < last)]
+        if not chosen.indices:
+            raise ValueError(f"Video {self.path} has no frame from {start_time:g} s for {duration:g} s (it has "
+                             f"{self.total} frames); check the trim window (Load Video's start_time and duration).")
         chosen.count, chosen.names = len(chosen.indices), [f"{i:05d}" for i in chosen.indices]
         return chosen
 
