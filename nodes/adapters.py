@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..models import MaskFormat, all_finite, chunks, to_float
 from ..models import ResizedDepth
+from .bool_mask import as_mask, bool_values
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,11 @@ def _shape(value) -> object:
 
 
 def unstack_objects(batch: torch.Tensor, frames: int, name: str, reference: str) -> torch.Tensor:
-    """A ComfyUI batch ``[N * T, ...]`` (a MASK ``[H, W]`` is one frame) -> ``[N, T, ...]``, object by object."""
+    """A ComfyUI batch ``[N * T, ...]`` (a MASK ``[H, W]`` is one frame) -> ``[N, T, ...]``, object by object;
+    a `BoolMask` as its bool values (no float copy)."""
+    bits = bool_values(batch)
+    if bits is not None:
+        batch = bits
     if batch.ndim == 2:
         batch = batch[None]
     if batch.shape[0] % frames:
@@ -46,11 +51,15 @@ def split_objects(masks: torch.Tensor, frames: int, name: str, reference: str) -
     """A MASK input -> ``[N, T, H, W]`` bool, ``T = frames``; on as the reference binarizes (8-bit value > 128).
 
     Accepts ``[H, W]``, ``[B, H, W]``, ``[B, H, W, 1]``, ``[B, 1, H, W]`` (SAM2-style nodes) with ``B = N * frames``
-    stacked object by object, ``[N, T, H, W]``, bool, uint8 (0..255, or 0/1) or float (0..1). Kept as bool: a
-    1080p clip's masks stay a quarter of their float size through the stages.
+    stacked object by object, ``[N, T, H, W]``, bool, uint8 (0..255, or 0/1) or float (0..1), or a `BoolMask`
+    (its bool values, no copy). Kept as bool: a 1080p clip's masks stay a quarter of their float size through the
+    stages.
     """
     if not torch.is_tensor(masks):
         raise ValueError(f"{name}: expected a MASK tensor, got {type(masks).__name__}.")
+    bits = bool_values(masks)
+    if bits is not None:
+        masks = bits
     if masks.ndim == 4 and masks.shape[-1] == 1:
         masks = masks[..., 0]
     elif masks.ndim == 4 and masks.shape[1] == 1:
@@ -95,10 +104,10 @@ def warn_empty(masks: torch.Tensor, name: str) -> None:
 
 
 def stacked(tensor: torch.Tensor, compact: bool = False) -> torch.Tensor:
-    """``[N, T, ...]`` -> ``[N * T, ...]`` float32 (ComfyUI's object-major stacking); ``compact``: bool masks stay
-    bool (a quarter of the memory: long shots)."""
+    """``[N, T, ...]`` -> ``[N * T, ...]`` float32 (ComfyUI's object-major stacking); ``compact``: bool masks as a
+    `BoolMask`, float32 to ComfyUI held as bool (a quarter of the memory: long shots)."""
     if compact and tensor.dtype == torch.bool:
-        return tensor.flatten(0, 1)
+        return as_mask(tensor.flatten(0, 1))
     return to_float(tensor.flatten(0, 1)).contiguous()
 
 

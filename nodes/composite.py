@@ -17,6 +17,7 @@ from .inputs import node_inputs
 from ..models import composite_edit, composite_masks, composite_stream, shot_background
 from ..models import TensorFrames
 from .adapters import OBJECT_STACKING, unstack_objects
+from .bool_mask import as_mask
 from .video import (DEFAULT_VIDEO_FPS, FrameVideo, Rendered, frame_rate, frame_sequence, frames_video, is_video,
                     to_float, to_uint8)
 from .preflight import Graph, hidden_inputs, warn_visible_as_full
@@ -44,7 +45,7 @@ class CompositeEdit:
         f"up to {PREVIEW_FRAMES} frames spread over the shot, at most {PREVIEW_WIDTH} px wide; the whole edit is in "
         "video.",
         "reveal/layer: the objects' alpha; xray: the hidden parts; remove_occluder/move: every repainted pixel. "
-        "With a VIDEO: bool (on above one half).",
+        "With a VIDEO: 0 or 1 (on above one half), held at one byte per pixel.",
         "The edit as a VIDEO at the input size, made frame by frame when it is saved: connect Save Video. What long "
         "shots use (no frame of the shot is held whole).",
     )
@@ -119,7 +120,7 @@ class CompositeEdit:
         mask = torch.empty(count, *frames.size, dtype=torch.bool)
         for part, soft in composite_masks((count, *frames.size), amodal, mode, offset=look["offset"], **edit):
             torch.ge(soft, 0.5, out=mask[part])
-        return preview(render, count, frames.size), mask, video
+        return preview(render, count, frames.size), as_mask(mask), video
 
 
 def preview(render, count: int, size: tuple[int, int]) -> torch.Tensor:

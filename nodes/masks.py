@@ -25,6 +25,7 @@ from ..models import image_files
 from ..models import chunks, to_float
 from ..models import resize_masks_nearest
 from ..models import get_host
+from .bool_mask import as_mask
 from .examples import example_folder, install_examples
 from .preflight import mask_count_hint
 from .video import frame_sequence, is_video
@@ -68,8 +69,8 @@ class LoadModalMasks:
             optional=(Link("reference_images", "IMAGE,VIDEO",
                            "Connect the video frames: the masks are resized to their size (nearest neighbour), and a "
                            "different number of masks than frames is reported here. With a VIDEO (long shots; from "
-                           "Select Frames the masks follow its selection) the masks come as bool, a quarter of the "
-                           "memory."),
+                           "Select Frames the masks follow its selection) the masks are held at one byte per pixel, a "
+                           "quarter of the memory (a float MASK to every node)."),
                       S.MASK_FORMAT))
 
     @classmethod
@@ -114,7 +115,8 @@ class LoadModalMasks:
 
     @staticmethod
     def _for_video(path, object_id, start_frame, frame_count, every_nth, video, mask_format) -> torch.Tensor:
-        """Masks for a VIDEO's frames, as bool (a quarter of float32: a long shot's masks stay small), at its size.
+        """Masks for a VIDEO's frames at its size, as a `BoolMask` (float32 to ComfyUI, held as bool: a long
+        shot's masks stay a quarter of their float32 size).
 
         A folder with one mask per frame of the video file takes the video's own selection (Select Frames); one
         with a mask per selected frame is taken as it is; the widgets select files only when set (they must then
@@ -139,7 +141,7 @@ class LoadModalMasks:
             masks[part] = read
         logger.info("LoadModalMasks: %d masks %dx%d (object_id %d, %s, bool) from %s for a VIDEO", masks.shape[0],
                     masks.shape[2], masks.shape[1], object_id, found.format, path)
-        return masks
+        return as_mask(masks)
 
 
 def _read(read, path):

@@ -23,6 +23,7 @@ from ..models.settings import Link
 from ..models import agreement, completion_samples, consensus, hypotheses_per_object
 from .adapters import (OBJECT_STACKING, check_same_size, depth_image_frames, frames_of, split_objects, stacked,
                        warn_empty)
+from .bool_mask import bool_values
 from .inputs import node_inputs
 from .preflight import MASK_LOADER, NODE_STAGE, Graph, hidden_inputs, warn_visible_as_full
 from .video import DEFAULT_VIDEO_FPS, content_video, frame_rate, frame_sequence, is_video, objects_video
@@ -118,9 +119,9 @@ class AmodalMaskSVD:
         depth = depth_image_frames(depth, tuple(modal.shape[-2:]), "AmodalMaskSVD", lazy=True)
         if combine not in COMBINE:
             raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}.")
-        # bool masks in (Load Visible Masks with a VIDEO: long shots), bool masks out, and the soft map at the
-        # processing size: a quarter of the memory, no float copy of the shot at its size
-        compact = modal_masks.dtype == torch.bool
+        # masks held as bool in (Load Visible Masks with a VIDEO: long shots), masks held as bool out (`BoolMask`),
+        # and the soft map at the processing size: a quarter of the memory, no float copy of the shot at its size
+        compact = bool_values(modal_masks) is not None or modal_masks.dtype == torch.bool
         options = sampling_options("amodal", widgets)
         with model.prepared() as pipe:
             result = predict_amodal_masks(pipe, modal, depth, size, options, threshold,
@@ -173,7 +174,7 @@ class AmodalContentSVD:
         "like modal_masks; with several samples (or stage 1's samples) object by object, then sample by sample. "
         "With a VIDEO: at the model's size (width x height), for a look; the full size is in video.",
         "The objects' full shape (the full mask with every visible pixel): the alpha to composite amodal_rgb with "
-        "(bool with a VIDEO).",
+        "(with a VIDEO: 0 or 1, held at one byte per pixel).",
         "The completed objects over white as a VIDEO at your footage's size, made frame by frame when it is saved "
         "(Save Video) or composited (Composite Edit's amodal_rgb): what long shots use.",
     )
@@ -228,7 +229,7 @@ class AmodalContentSVD:
                                              keep_visible_pixels=keep_visible_pixels, region=region)
         if video:
             # the colours at the processing size (the model's own output) as the IMAGE; at your footage's size
-            # only in the VIDEO, part by part; alpha as bool masks
+            # only in the VIDEO, part by part; alpha held as bool
             rgb = stacked(stream.output.processed).div_(255)
             alpha = stacked(full_shapes(modal, amodal, stream.samples), compact=True)
             return rgb, alpha, content_video(stream, fps)

@@ -19,6 +19,7 @@ from diffusion_vas.models.io.frame_source import VideoFrames
 from diffusion_vas.models.io.frame_source import read_frames
 from diffusion_vas.models.io.media import write_animation
 from diffusion_vas.nodes import composite, depth, loader, masks, stages, video
+from diffusion_vas.nodes.bool_mask import BoolMask
 
 EXAMPLE = REPO / "example_clips" / "synthetic_occlusion"
 FAST = dict(steps=2, width=128, height=64)
@@ -77,14 +78,14 @@ def test_select_frames_decodes_nothing_and_reads_the_chosen_frames(shot):
         run(video.SelectVideoFrames, video=core, start_frame=100, frame_count=0, every_nth=1)
 
 
-def test_masks_follow_the_videos_selection_as_bool(shot):
+def test_masks_follow_the_videos_selection_held_as_bool(shot):
     core, _ = shot
     (chosen,) = run(video.SelectVideoFrames, video=core, start_frame=START, frame_count=0, every_nth=EVERY)
     (bool_masks,) = run(masks.LoadModalMasks, folder=str(EXAMPLE / "modal"), object_id=0, start_frame=0,
                         frame_count=0, every_nth=1, reference_images=chosen)
     (float_masks,) = run(masks.LoadModalMasks, folder=str(EXAMPLE / "modal"), object_id=0, start_frame=START,
                          frame_count=0, every_nth=EVERY)
-    assert bool_masks.dtype == torch.bool and torch.equal(bool_masks, float_masks > 0.5)
+    assert held_as_bool(bool_masks, float_masks > 0.5)
     with pytest.raises(ValueError, match="one mask per frame"):  # widgets selecting a second time: 3 masks for 8
         run(masks.LoadModalMasks, folder=str(EXAMPLE / "modal"), object_id=0, start_frame=START, frame_count=0,
             every_nth=EVERY * 3, reference_images=chosen)
@@ -130,6 +131,12 @@ def graphs(shot, models):
     return long, short
 
 
+def held_as_bool(mask: torch.Tensor, expected: torch.Tensor) -> bool:
+    """A MASK of the VIDEO path: float32 0/1 to ComfyUI (the values of ``expected``), held as bool."""
+    return (isinstance(mask, BoolMask) and mask.dtype == torch.float32 and mask.bits.dtype == torch.bool
+            and torch.equal(mask.bits, expected) and torch.equal(mask, expected.float()))
+
+
 def frames_of(clip: video.FrameVideo) -> torch.Tensor:
     """Every frame a VIDEO renders, as the 8-bit frames it saves."""
     return video.to_uint8(torch.cat(list(clip.frames.read(clip.parts()))))
@@ -137,9 +144,9 @@ def frames_of(clip: video.FrameVideo) -> torch.Tensor:
 
 def test_stage_nodes_on_a_video_equal_the_image_graph(graphs):
     long, short = graphs
-    assert long["amodal"].dtype == torch.bool and torch.equal(long["amodal"], short["amodal"] > 0.5)
+    assert held_as_bool(long["amodal"], short["amodal"] > 0.5)
     assert long["probability"].shape == (8, 64, 128, 3)  # the soft map at the model's size
-    assert long["alpha"].dtype == torch.bool and torch.equal(long["alpha"], short["alpha"] > 0.5)
+    assert held_as_bool(long["alpha"], short["alpha"] > 0.5)
     assert long["rgb"].shape == (8, 64, 128, 3)  # the model's own colours, for a look
     assert long["content"].get_dimensions() == (256, 128) and long["content"].get_frame_count() == 8
     assert torch.equal(frames_of(long["content"]), video.to_uint8(short["rgb"]))
@@ -159,7 +166,7 @@ def test_composite_edit_on_a_video_equals_the_image_graph(graphs, mode):
                                         amodal_masks=long["alpha"], **with_modal, **common)
     assert torch.equal(frames_of(long_edit), video.to_uint8(image))
     assert torch.equal(frames_of(edit), video.to_uint8(image))
-    assert long_mask.dtype == torch.bool and torch.equal(long_mask, mask >= 0.5)
+    assert held_as_bool(long_mask, mask >= 0.5)
     assert preview.shape == (8, 128, 256, 3)  # every frame of a short shot, at its size (under 512 px wide)
     assert torch.allclose(preview, video.to_uint8(image).float() / 255)
 
