@@ -16,6 +16,7 @@ from pathlib import Path
 
 FRONTEND_ONLY = ("Note", "MarkdownNote")  # nodes the front end draws and never queues
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"  # a combo whose choice brings its own widgets (ComfyUI 0.3x)
 
 
 def free_port() -> int:
@@ -65,8 +66,10 @@ def running(command: list[str], log: Path, **kwargs):
 
 def to_api(workflow: dict, object_info: dict) -> dict:
     """UI-format workflow -> API prompt: ``widgets_values`` onto the widget inputs in ``input_order``, skipping the
-    values the front end stores after a seed (its control) or a file combo (the upload button). ValueError for a
-    muted or bypassed node, a node type the server does not know (a pack failed to import), or values left over."""
+    values the front end stores after a seed (its control) or a file combo (the upload button); a dynamic combo
+    (ComfyUI 0.3x, e.g. Save Video's ``format``) takes its value, then its chosen option's widgets under
+    ``name.widget``. ValueError for a muted or bypassed node, a node type the server does not know (a pack failed
+    to import), or values left over."""
     links = {link[0]: link for link in workflow["links"]}
     prompt = {}
     for node in workflow["nodes"]:
@@ -80,14 +83,7 @@ def to_api(workflow: dict, object_info: dict) -> dict:
         specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
         names = info["input_order"].get("required", []) + info["input_order"].get("optional", [])
         values, inputs = list(node.get("widgets_values") or []), {}
-        for name in names:
-            kind, options = specs[name][0], (specs[name][1] if len(specs[name]) > 1 else {})
-            if not (isinstance(kind, list) or kind in WIDGET_TYPES) or not values:
-                continue
-            inputs[name] = values.pop(0)
-            control = options.get("control_after_generate", kind == "INT" and name in ("seed", "noise_seed"))
-            upload = any(key.endswith("_upload") and value for key, value in options.items())
-            del values[:int(bool(control)) + int(upload)]
+        _widgets_onto(names, specs, values, inputs, "")
         if values:
             raise ValueError(f"node {node['id']} ({node['type']}) has unused widget values {values}")
         for slot in node["inputs"]:
@@ -96,3 +92,23 @@ def to_api(workflow: dict, object_info: dict) -> dict:
                 inputs[slot["name"]] = [str(source), source_slot]
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
+
+
+def _widgets_onto(names: list[str], specs: dict, values: list, inputs: dict, prefix: str) -> None:
+    """Takes ``values`` from the front onto the widget inputs ``names`` (``specs``: their object_info entries)."""
+    for name in names:
+        kind, options = specs[name][0], (specs[name][1] if len(specs[name]) > 1 else {})
+        if options.get("hidden") or not values:
+            continue
+        if kind == DYNAMIC_COMBO:
+            value = inputs[prefix + name] = values.pop(0)
+            chosen = next((o["inputs"] for o in options.get("options", []) if o["key"] == value), {})
+            nested = {**chosen.get("required", {}), **chosen.get("optional", {})}
+            _widgets_onto(list(nested), nested, values, inputs, f"{prefix}{name}.")
+            continue
+        if not (isinstance(kind, list) or kind in WIDGET_TYPES):
+            continue
+        inputs[prefix + name] = values.pop(0)
+        control = options.get("control_after_generate", kind == "INT" and name in ("seed", "noise_seed"))
+        upload = any(key.endswith("_upload") and value for key, value in options.items())
+        del values[:int(bool(control)) + int(upload)]
