@@ -4,9 +4,13 @@ from importlib import import_module
 
 from ..models import DEPTH, DIFFUSION_VAS
 from .comfy_bridge import install
+from .examples import install_examples
 from .names import NODE_DISPLAY_NAME_MAPPINGS as _DISPLAY_NAMES
 
 install((DIFFUSION_VAS.folder, DEPTH.folder))  # inside ComfyUI: its services answer the engine's host questions
+# Inside ComfyUI the example clips are placed now, before the first /object_info lists core LoadVideo's files (the
+# shipped workflows name their MP4), never while nodes are listed; outside ComfyUI it does nothing. Never raises.
+install_examples()
 
 # Each module defines NODE_CLASS_MAPPINGS; listed in pipeline order. The names the menus show are all in `names`
 # (one form for every node); a module's own NODE_DISPLAY_NAME_MAPPINGS, where one is left, is not read.
