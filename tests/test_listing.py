@@ -273,11 +273,13 @@ def test_inside_comfyui_the_pack_places_the_example_when_loaded(tmp_path):
     input_dir.mkdir()
     script = tmp_path / "fake_comfyui.py"
     script.write_text(textwrap.dedent(FAKE_COMFYUI))
-    package_path = os.pathsep.join([str(Path(diffusion_vas.__file__).parent.parent), os.environ.get("PYTHONPATH", "")])
+    package_path = os.pathsep.join([str(Path(diffusion_vas.__file__).parent.parent),  # this checkout, as imported
+                                    os.environ.get("PYTHONPATH", "")])
     starts = []
     for _ in range(2):
         result = subprocess.run([sys.executable, str(script), str(input_dir), str(REPO)], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": package_path})
+                                capture_output=True, text=True, timeout=600,
+                                env={**os.environ, "PYTHONPATH": package_path})
         assert result.returncode == 0, result.stderr
         starts.append(json.loads(result.stdout.strip().splitlines()[-1]))
     assert starts[0] == {"at_load": {"encode": 1}, "after_listing": {"encode": 1}}
