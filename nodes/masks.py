@@ -4,8 +4,13 @@ Mask files are taken in natural name order and read by the engine's one mask rea
 ``mask_format`` auto / binary / labels): grey-level masks as the authors read them (grey level > 128), or
 label/palette images whose values are object ids; ``auto`` decides per folder from evidence and logs why.
 
-The first time ComfyUI asks for this node's inputs, the shipped example clips are placed in its input folder
-(`examples.install_examples`), so the default folder works in a fresh install.
+The default folder is the shipped example clip's masks, which the pack places in ComfyUI's input folder when it is
+loaded (`examples.install_examples`, from ``nodes/__init__.py``); listing this node's inputs does no work beyond
+building them.
+
+Queueing a workflow calls `LoadModalMasks.IS_CHANGED`, which looks only at the names, sizes and modification times
+of the folder's image files (one ``stat`` each; no file is read), as ComfyUI's own ``LoadVideo`` looks at a
+modification time: a long shot's folder of masks is not read at every queue.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from ..models import chunks, to_float
 from ..models import resize_masks_nearest
 from ..models import get_host
 from .bool_mask import as_mask
-from .examples import example_folder, install_examples
+from .examples import example_folder
 from .preflight import mask_count_hint
 from .video import frame_sequence, is_video
 
@@ -63,7 +68,6 @@ class LoadModalMasks:
 
     @classmethod
     def INPUT_TYPES(cls):
-        install_examples()  # first use inside ComfyUI: the default folder must exist before a workflow validates
         return node_inputs(
             required=(S.MASK_FOLDER.variant(default=EXAMPLE_MASKS), S.OBJECT_ID, S.START, S.COUNT, S.EVERY),
             optional=(Link("reference_images", "IMAGE,VIDEO",
@@ -75,18 +79,25 @@ class LoadModalMasks:
 
     @classmethod
     def IS_CHANGED(cls, folder, start_frame=0, frame_count=0, every_nth=1, mask_format="auto", **_):
-        """Hash of the settings and of the names and bytes of every image in the folder.
+        """Hash of the settings and of the name, size and modification time (ns) of every image in the folder.
 
-        It never raises: a missing folder or a bad range is reported once, by `load` (ComfyUI logs an exception
-        raised here as a warning and then runs the node anyway, which made every message appear twice)."""
+        The files are the ones `load` reads (`image_files`); their bytes are never read, so a queue costs one
+        ``stat`` per file. A file rewritten with the same size within the file system's time resolution is not
+        seen (ComfyUI's ``LoadVideo`` and VideoHelperSuite accept the same). It never raises: a missing or
+        unreadable folder or a bad range is reported once, by `load` (ComfyUI logs an exception raised here as a
+        warning and then runs the node anyway, which made every message appear twice)."""
         digest = hashlib.sha256(repr((start_frame, frame_count, every_nth, mask_format)).encode())
-        path = resolve_folder(folder) if folder.strip() else None
-        if path is not None and path.is_dir():
-            for file in image_files(path):
-                digest.update(file.name.encode())
-                digest.update(file.read_bytes())
-        else:
-            digest.update(f"missing:{path}".encode())
+        path = folder
+        try:
+            path = resolve_folder(folder) if folder.strip() else None
+            if path is not None and path.is_dir():
+                for file in image_files(path):
+                    stat = file.stat()
+                    digest.update(repr((file.name, stat.st_size, stat.st_mtime_ns)).encode())
+            else:
+                digest.update(f"missing:{path}".encode())
+        except (OSError, ValueError) as err:  # reported by `load`, which meets the same error
+            digest.update(f"unreadable:{path}:{err!r}".encode())
         return digest.hexdigest()
 
     def load(self, folder, object_id=0, start_frame=0, frame_count=0, every_nth=1, reference_images=None,

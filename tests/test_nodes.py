@@ -398,7 +398,7 @@ class InputFolderHost(policy.Host):
 def test_example_clip_is_installed_into_the_input_folder(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(policy, "_host", InputFolderHost(tmp_path))
     with caplog.at_level(logging.WARNING):
-        masks.LoadModalMasks.INPUT_TYPES()  # first use of the node installs the example
+        examples.install_examples()  # what loading the pack inside ComfyUI does (nodes/__init__.py)
     clip = tmp_path / examples.INPUT_SUBFOLDER / "synthetic_occlusion"
     assert sorted(p.name for p in (clip / "modal").iterdir()) == sorted(
         p.name for p in (examples.EXAMPLES_DIR / "synthetic_occlusion" / "modal").iterdir())
