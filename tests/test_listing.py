@@ -245,7 +245,9 @@ for name in ("model_management", "utils", "model_patcher"):
     setattr(comfy, name, module)
     sys.modules[f"comfy.{name}"] = module
 comfy.model_patcher.ModelPatcher = object
-sys.modules.update(folder_paths=folder_paths, comfy=comfy)
+version = types.ModuleType("comfyui_version")
+version.__version__ = "0.33.0"
+sys.modules.update(folder_paths=folder_paths, comfy=comfy, comfyui_version=version)
 
 import diffusion_vas.models as engine  # the encoder counted before the nodes bind it
 calls = {"encode": 0}
