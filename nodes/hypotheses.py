@@ -8,9 +8,12 @@ side by side and pass the chosen one on (`models.stages.hypotheses.select`).
 
 from __future__ import annotations
 
+import torch
+
 from ..models import settings as S
 from ..models.settings import Link
 from .adapters import SAMPLE_STACKING
+from .bool_mask import as_mask, bool_values
 from .inputs import node_inputs
 from ..models import select_sample as select
 
@@ -28,8 +31,8 @@ class SelectHypothesis:
     RETURN_TYPES = ("MASK", "IMAGE")
     RETURN_NAMES = ("masks", "images")
     OUTPUT_TOOLTIPS = (
-        "Sample 'index' of every object's masks, N x T frames (None when masks is not connected).",
-        "Sample 'index' of every object's images, N x T frames (None when images is not connected).",
+        "Sample 'index' of every object's masks, N x T frames (no frame when masks is not connected).",
+        "Sample 'index' of every object's images, N x T frames (no frame when images is not connected).",
     )
 
     @classmethod
@@ -43,14 +46,18 @@ class SelectHypothesis:
         if masks is None and images is None:
             raise ValueError("SelectHypothesis: connect masks or images (or both).")
         picked = []
+        given = masks if masks is not None else images
         for name, batch in (("masks", masks), ("images", images)):
-            if batch is None:
-                picked.append(None)
+            if batch is None:  # an empty batch of the other input's size, never None
+                picked.append(torch.zeros(0, *given.shape[-3:-1] if given is images else given.shape[-2:],
+                                          *(() if name == "masks" else (3,))))
                 continue
             if batch.ndim == 2:
                 batch = batch[None]
+            bits = bool_values(batch)  # masks of a long shot: picked from their bool values, handed on alike
             try:
-                picked.append(select(batch, objects, samples, index))
+                picked.append(select(batch, objects, samples, index) if bits is None
+                              else as_mask(select(bits, objects, samples, index)))
             except ValueError as err:
                 raise ValueError(f"SelectHypothesis {name}: {err}") from err
         return tuple(picked)

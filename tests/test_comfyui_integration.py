@@ -1,11 +1,13 @@
 """End to end in a real ComfyUI: every shipped workflow converted to API format, queued and checked.
 
-Skipped unless ``COMFYUI_DIR`` points at a ComfyUI checkout. ComfyUI runs with ``COMFYUI_PYTHON`` (default: this
-interpreter; it needs ComfyUI's requirements, torchvision included) on loopback with ``--cpu`` and a temporary
-``--base-directory`` holding only the pack (linked into ``custom_nodes/``) and the tiny checkpoints of
-``../shared/parity`` under the names the workflows use. Sampling steps of the Diffusion-VAS stage nodes are
-lowered to keep it fast; everything else runs as shipped. The long-shot workflow runs a second time with Select
-Frames taking every 3rd frame (the masks must follow the video's selection).
+Skipped unless ``COMFYUI_DIR`` points at a ComfyUI checkout (``.ci/comfyui-tests`` runs it in every checkout it
+finds). ComfyUI runs with ``COMFYUI_PYTHON`` (default: this interpreter; it needs ComfyUI's requirements,
+torchvision included) on loopback with ``--cpu`` and a temporary ``--base-directory`` holding only the pack (linked
+into ``custom_nodes/``) and the tiny checkpoints (``TINY``: ``../shared/parity``'s, or built by the tests without
+it) under the names the workflows use. Sampling steps of the Diffusion-VAS stage nodes are lowered to keep it fast;
+everything else runs as shipped. Core mask nodes (Invert, Threshold, Feather, Grow, Mask To Image, Join Image with
+Alpha) are chained after every MASK output of the pack's nodes. The long-shot workflow runs a second time with
+Select Frames taking every 3rd frame (the masks must follow the video's selection).
 
     COMFYUI_DIR=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/comfy-venv/bin/python pytest tests/test_comfyui_integration.py
 """
@@ -27,7 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from conftest import PARITY, REPO
+from conftest import REPO, TINY
 
 from diffusion_vas.nodes import examples
 
@@ -41,10 +43,10 @@ pytestmark = pytest.mark.skipif(
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 PACK_FOLDER = "diffusion-vas"  # not a Python identifier: the pack must rely on relative imports only
 CHECKPOINTS = {
-    "diffusion_vas/diffusion-vas-amodal-segmentation": PARITY / "tiny-amodal-segmentation",
-    "diffusion_vas/diffusion-vas-content-completion": PARITY / "tiny-content-completion",
+    "diffusion_vas/diffusion-vas-amodal-segmentation": TINY.stage1,
+    "diffusion_vas/diffusion-vas-content-completion": TINY.stage2,
 }
-TINY_DEPTH = PARITY / "tiny-depth-anything-v2"
+TINY_DEPTH = TINY.depth
 STAGE_NODES = ("AmodalMaskSVD", "AmodalContentSVD")
 TEST_STEPS = 2
 STARTUP_TIMEOUT, RUN_TIMEOUT = 300, 1500
@@ -130,6 +132,67 @@ def example_clip(workflow: dict) -> Path:
     return clip
 
 
+CORE_MASK_NODES = {  # core mask nodes chained after every MASK output of the pack: class -> widget values
+    "InvertMask": {}, "ThresholdMask": {"value": 0.5}, "FeatherMask": {"left": 3, "top": 0, "right": 2, "bottom": 1},
+    "GrowMask": {"expand": 2, "tapered_corners": True}, "MaskToImage": {},
+}
+CHAIN_ID = 10_000  # ids of the chained nodes start here (the shipped workflows' ids are small)
+
+
+def chain_core_mask_nodes(prompt: dict, object_info: dict, size: tuple[int, int]) -> dict:
+    """Adds, after every MASK output of the pack's nodes in ``prompt``, each of `CORE_MASK_NODES` (previewed through
+    core Mask To Image) and core Join Image with Alpha (with the node's own IMAGE output where it has one, else a
+    core Empty Image of the clip's ``size``). Returns ``{(node id, slot): {core class: its preview's node id}}``."""
+    chains, next_id = {}, iter(range(CHAIN_ID, CHAIN_ID + 10_000))
+
+    def add(class_type: str, **inputs) -> str:
+        node_id = str(next(next_id))
+        prompt[node_id] = {"class_type": class_type, "inputs": inputs}
+        return node_id
+
+    for node_id, node in list(prompt.items()):
+        outputs = object_info[node["class_type"]]["output"]
+        if not object_info[node["class_type"]].get("python_module", "").startswith("custom_nodes"):
+            continue  # core's own nodes
+        for slot in [i for i, kind in enumerate(outputs) if kind == "MASK"]:
+            mask, previews = [node_id, slot], {}
+            for class_type, widgets in CORE_MASK_NODES.items():
+                made = add(class_type, mask=mask, **widgets)
+                image = add("MaskToImage", mask=[made, 0]) if class_type != "MaskToImage" else made
+                previews[class_type] = add("PreviewImage", images=[image, 0])
+            if "IMAGE" in outputs:
+                image = [node_id, outputs.index("IMAGE")]
+            else:
+                image = [add("EmptyImage", width=size[0], height=size[1], batch_size=1, color=0), 0]
+            previews["JoinImageWithAlpha"] = add("PreviewImage", images=[add("JoinImageWithAlpha", image=image,
+                                                                             alpha=mask), 0])
+            chains[(node_id, slot)] = previews
+    return chains
+
+
+def check_core_mask_nodes(chains: dict, entry: dict, base: Path, size: tuple[int, int], frames: int) -> None:
+    """Every core mask node ran on every MASK output: each preview has the MASK's frames (a multiple of the clip's
+    ``frames``) at the footage ``size``; Invert is 1 - the mask and Threshold at 0.5 the mask itself for masks
+    of 0 and 1 (to the 8-bit rounding of the previews)."""
+    def images(preview_id: str) -> list[np.ndarray]:
+        items = entry["outputs"][preview_id]["images"]
+        return [np.asarray(Image.open(base / "temp" / item["subfolder"] / item["filename"])) for item in items]
+
+    assert chains, "the workflow has no MASK output of the pack"
+    for (node_id, slot), previews in chains.items():
+        mask = images(previews["MaskToImage"])
+        what = f"node {node_id} MASK output {slot}"
+        assert len(mask) % frames == 0 and mask[0].shape[:2] == (size[1], size[0]), (
+            f"{what}: {len(mask)} frames of {mask[0].shape[1]}x{mask[0].shape[0]}; the clip is {frames} x {size}")
+        for class_type, preview_id in previews.items():
+            made = images(preview_id)
+            assert len(made) == len(mask) and made[0].shape[:2] == mask[0].shape[:2], f"{what} -> {class_type}"
+        inverted = images(previews["InvertMask"])
+        assert all(np.abs(a.astype(int) + b.astype(int) - 255).max() <= 1 for a, b in zip(mask, inverted)), what
+        if all(set(np.unique(m)) <= {0, 255} for m in mask):
+            assert all(np.array_equal(a, b) for a, b in zip(mask, images(previews["ThresholdMask"]))), what
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_runs_in_comfyui(comfyui, path, tmp_path):
     url, base, object_info = comfyui
@@ -138,14 +201,16 @@ def test_workflow_runs_in_comfyui(comfyui, path, tmp_path):
     for node in prompt.values():
         if node["class_type"] in STAGE_NODES:
             node["inputs"]["steps"] = TEST_STEPS
-    entry = run_prompt(url, prompt, base / "comfyui.log")
-
     clip = example_clip(workflow)
     rgb = sorted((clip / "rgb").glob("*.png"))
     with Image.open(rgb[0]) as first:
         size, frames = first.size, len(rgb)
     output_nodes = [node_id for node_id, node in prompt.items()
                     if node["class_type"] in ("SaveImage", "PreviewImage", "SaveVideo")]
+    chains = chain_core_mask_nodes(prompt, object_info, size)
+    entry = run_prompt(url, prompt, base / "comfyui.log")
+    check_core_mask_nodes(chains, entry, base, size, frames)
+
     assert output_nodes and set(output_nodes) <= set(entry["outputs"]), "every output node must report results"
     for node_id in output_nodes:
         node, results = prompt[node_id], entry["outputs"][node_id]
@@ -188,10 +253,12 @@ def test_long_shot_takes_every_nth_frame(comfyui, tmp_path):
             node["inputs"]["steps"] = TEST_STEPS
         if node["class_type"] in (*STAGE_NODES, "PseudoDepth"):
             node["inputs"].update(width=128, height=64)
-    entry = run_prompt(url, prompt, base / "comfyui.log")
     rgb = sorted((example_clip(workflow) / "rgb").glob("*.png"))
     with Image.open(rgb[0]) as first:
         size = first.size
+    chains = chain_core_mask_nodes(prompt, object_info, size)
+    entry = run_prompt(url, prompt, base / "comfyui.log")
+    check_core_mask_nodes(chains, entry, base, size, len(range(0, len(rgb), 3)))
     check_long_shot(prompt, entry, base, size, range(0, len(rgb), 3), examples.VIDEO_FPS / 3, tmp_path)
 
 

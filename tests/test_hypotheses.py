@@ -14,6 +14,7 @@ import torch
 from conftest import REPO
 
 from diffusion_vas import NODE_CLASS_MAPPINGS
+from diffusion_vas.nodes.bool_mask import BoolMask, as_mask
 from diffusion_vas.models import SamplingOptions, complete_content, predict_amodal_masks
 from diffusion_vas.models.engine.condition_video import as_condition_video
 from diffusion_vas.models.evaluation.metrics import paper_protocol, strict_protocol, top_k_scores
@@ -80,7 +81,11 @@ def test_select_hypothesis_node():
     picked_masks, picked_images = SelectHypothesis().select(objects=2, samples=3, index=2, masks=masks, images=images)
     assert picked_masks.flatten().tolist() == [4, 5, 10, 11]
     assert picked_images.shape == (4, 1, 1, 3) and picked_images[..., 0].flatten().tolist() == [4, 5, 10, 11]
-    assert SelectHypothesis().select(objects=2, samples=3, index=0, masks=masks)[1] is None
+    assert SelectHypothesis().select(objects=2, samples=3, index=0, masks=masks)[1].shape == (0, 1, 1, 3)
+    assert SelectHypothesis().select(objects=2, samples=3, index=0, images=images)[0].shape == (0, 1, 1)
+    bits = masks.view(12, 1, 1) % 2 == 1  # masks of a long shot, held as bool: picked as they are held
+    (picked, _) = SelectHypothesis().select(objects=2, samples=3, index=2, masks=as_mask(bits))
+    assert isinstance(picked, BoolMask) and picked.bits.flatten().tolist() == [False, True, False, True]
     with pytest.raises(ValueError, match="connect masks or images"):
         SelectHypothesis().select(objects=1, samples=3, index=0)
     with pytest.raises(ValueError, match="SelectHypothesis masks: index 3 is out of range"):
