@@ -4,8 +4,9 @@ Skipped unless ``COMFYUI_DIR`` points at a ComfyUI checkout (``.ci/comfyui-tests
 finds). ComfyUI runs with ``COMFYUI_PYTHON`` (default: this interpreter; it needs ComfyUI's requirements,
 torchvision included) on loopback with ``--cpu`` and a temporary ``--base-directory`` holding only the pack (linked
 into ``custom_nodes/``) and the tiny checkpoints (``TINY``: ``../shared/parity``'s, or built by the tests without
-it) under the names the workflows use. Sampling steps of the Diffusion-VAS stage nodes are lowered to keep it fast;
-everything else runs as shipped. Core mask nodes (Invert, Threshold, Feather, Grow, Mask To Image, Join Image with
+it) under the names the workflows use. Sampling steps of the Diffusion-VAS stage nodes are lowered and the stage
+nodes and Pseudo-Depth process the example clip at its own size (256x128), to keep it fast; everything else runs
+as shipped. Core mask nodes (Invert, Threshold, Feather, Grow, Mask To Image, Join Image with
 Alpha) are chained after every MASK output of the pack's nodes. The long-shot workflow runs a second time with
 Select Frames taking every 3rd frame (the masks must follow the video's selection).
 
@@ -49,6 +50,7 @@ CHECKPOINTS = {
 TINY_DEPTH = TINY.depth
 STAGE_NODES = ("AmodalMaskSVD", "AmodalContentSVD")
 TEST_STEPS = 2
+TEST_SIZE = dict(width=256, height=128)  # the example clip's own size (a multiple of 64): processed, not enlarged
 STARTUP_TIMEOUT, RUN_TIMEOUT = 300, 1500
 
 
@@ -201,6 +203,8 @@ def test_workflow_runs_in_comfyui(comfyui, path, tmp_path):
     for node in prompt.values():
         if node["class_type"] in STAGE_NODES:
             node["inputs"]["steps"] = TEST_STEPS
+        if node["class_type"] in (*STAGE_NODES, "PseudoDepth"):
+            node["inputs"].update(TEST_SIZE)
     clip = example_clip(workflow)
     rgb = sorted((clip / "rgb").glob("*.png"))
     with Image.open(rgb[0]) as first:
