@@ -33,8 +33,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_speed import PeakMemory, _table  # noqa: E402
+from benchmark_speed import PeakMemory, _table, in_units  # noqa: E402
 
+from diffusion_vas.models.base.memory import resident_memory  # noqa: E402
 from diffusion_vas.models.engine.options import parse_size  # noqa: E402
 from diffusion_vas.models.realsize import DEPTH_FOLDER, STAGE_FOLDERS  # noqa: E402
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
                 result = _child(part, precision, args)
                 logger.info("%s %s: %s", part, precision, json.dumps(result))
                 rows.append((part, precision, f"{result['load_s']:.1f}", f"{result['run_s']:.1f}",
-                             f"{result['loaded_rss'] / GIB:.2f}", f"{result['peak_rss'] / GIB:.2f}",
+                             in_units(result['loaded_rss'], GIB, 2), in_units(result['peak_rss'], GIB, 2),
                              "-" if result["peak_vram"] is None else f"{result['peak_vram'] / GIB:.2f}",
                              result["device"], "x".join(map(str, result["shape"]))))
         print("\nnodes, one process per row")
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         for precision in args.precisions:
             result = _child("cli", precision, args)
             logger.info("cli %s: %s", precision, json.dumps(result))
-            rows.append((precision, f"{result['seconds']:.1f}", f"{result['peak_rss'] / GIB:.2f}",
+            rows.append((precision, f"{result['seconds']:.1f}", in_units(result['peak_rss'], GIB, 2),
                          f"{result['files']} ({', '.join(result['outputs'])})"))
         print("\ndiffusion-vas run (depth, stage 1, stage 2 in one process)")
         print("\n".join(_table(("precision", "seconds", "peak RSS GiB", "files written"), rows)))
@@ -134,7 +135,7 @@ def node_run(part: str, precision: str, args) -> dict:
             model = loader.DiffusionVASLoader().load(str(args.models / STAGE_FOLDERS[part == "stage2"]),
                                                      precision)[0]
         load_s = time.perf_counter() - start
-        loaded_rss = _rss()
+        loaded_rss = resident_memory()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
@@ -184,11 +185,6 @@ def cli_run(precision: str, args) -> dict:
         files = [p for p in Path(out).rglob("*") if p.is_file()]
         outputs = sorted({p.parent.name for p in files if p.suffix == ".png"})
     return dict(seconds=seconds, peak_rss=memory.peak, files=len(files), outputs=outputs)
-
-
-def _rss() -> int:
-    with open("/proc/self/statm", encoding="ascii") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 if __name__ == "__main__":

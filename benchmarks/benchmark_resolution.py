@@ -50,6 +50,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from diffusion_vas.models.base.memory import resident_memory
 from diffusion_vas.models.engine.options import parse_size
 
 logger = logging.getLogger("benchmark_resolution")
@@ -68,8 +69,10 @@ TARGETS = {"AmodalMaskSVD": 0.05, "AmodalContentSVD": 0.05,
 # -- memory ------------------------------------------------------------------------------------------------------
 
 def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    rss = resident_memory()
+    if rss is None:
+        raise SystemExit("this platform reports no resident memory: install psutil")
+    return rss
 
 
 class _MallInfo2(ctypes.Structure):

@@ -86,20 +86,27 @@ def run_args(video: Path, masks: Path, out: Path, args) -> list[str]:
             "--size", args.processing, "--steps", str(args.steps), "--overwrite", "--quiet", *models(args)]
 
 
+# the command line in a fresh process, then its lifetime peak RSS in bytes (`peak_rss`) as the last line of stderr
+PEAK_AFTER_RUN = ("import json, sys, diffusion_vas.commands as c; from diffusion_vas.models.base.memory import "
+                  "peak_rss; code = c.main(sys.argv[1:]); print(json.dumps(peak_rss()), file=sys.stderr); "
+                  "sys.exit(code)")
+
+
 def measure_lengths(args) -> list[dict]:
     rows = []
     for seconds in args.lengths:
         video, masks = make_shot(args.work / f"{args.size[0]}p_{seconds}s", seconds, *args.size)
         out = args.work / "out"
         shutil.rmtree(out, ignore_errors=True)  # every run writes all its files into an empty folder
-        command = [sys.executable, "-c", "import sys, diffusion_vas.commands as c; sys.exit(c.main(sys.argv[1:]))",
-                   *run_args(video, masks, out, args)]
+        command = [sys.executable, "-c", PEAK_AFTER_RUN, *run_args(video, masks, out, args)]
         began = time.perf_counter()
-        result = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - began
         if result.returncode:
             raise SystemExit(f"the run failed:\n{result.stderr}")
-        peak = int(result.stderr.strip().splitlines()[-1]) * 1024
+        peak = json.loads(result.stderr.strip().splitlines()[-1])
+        if peak is None:
+            raise SystemExit("this platform reports no peak memory: install psutil")
         written = len(list(out.rglob("*.png")))
         rows.append({"seconds": seconds, "frames": int(seconds * FPS) // args.every, "wall_s": wall,
                      "peak_rss_gib": peak / 2**30, "pngs": written})

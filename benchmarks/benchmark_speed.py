@@ -3,7 +3,7 @@
 Checkpoint mode (any Diffusion-VAS checkpoints, the tiny parity ones included): for each length, a synthetic
 clip of that many frames at the processing size goes through stage 1 (`predict_amodal_masks`) and stage 2
 (`complete_content`, given stage 1's masks). Reported per stage: seconds, seconds per frame and per denoising
-step, peak resident memory of the process during the stage (RSS, sampled every 5 ms from /proc; elsewhere the
+step, peak resident memory of the process during the stage (RSS, sampled every 5 ms; where it cannot be sampled the
 process's lifetime peak), and peak CUDA memory allocated when on a GPU. With ``--repeats N`` every measurement
 runs N times and the fastest time is kept (other programs on the machine only ever slow a run down).
 
@@ -25,13 +25,13 @@ import argparse
 import gc
 import logging
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 
 import torch
 
+from diffusion_vas.models.base.memory import peak_rss, resident_memory
 from diffusion_vas.models.engine.options import parse_size as size_arg
 from diffusion_vas.models.realsize import REAL
 
@@ -42,21 +42,20 @@ WINDOW, OVERLAP = 25, 8
 
 
 class PeakMemory:
-    """Peak resident set size (bytes) of this process while the ``with`` block runs.
+    """Peak resident set size (bytes) of this process while the ``with`` block runs; None where unknown.
 
-    Linux: sampled every 5 ms from ``/proc/self/statm``. Elsewhere: ``resource``'s lifetime peak of the process
-    (which cannot be reset, so it also covers what ran before the block).
+    Sampled every 5 ms (`resident_memory`: ``/proc`` on Linux, psutil elsewhere). Where it cannot be sampled, the
+    process's lifetime peak (`peak_rss`, which cannot be reset, so it also covers what ran before the block).
     """
 
     def __init__(self):
-        self.peak = 0
+        self.peak: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
     def __enter__(self) -> "PeakMemory":
-        if Path("/proc/self/statm").is_file():
-            self.peak = self._rss()
+        self.peak = resident_memory()
+        if self.peak is not None:
             self._thread.start()
         return self
 
@@ -64,20 +63,18 @@ class PeakMemory:
         if self._thread.is_alive():
             self._stop.set()
             self._thread.join()
-            self.peak = max(self.peak, self._rss())
+            self.peak = max(self.peak, resident_memory())
         else:
-            import resource  # not on Windows
-
-            scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-    def _rss(self) -> int:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * self._page
+            self.peak = peak_rss()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._rss())
+            self.peak = max(self.peak, resident_memory())
+
+
+def in_units(value: int | None, unit: int, digits: int) -> str:
+    """``value / unit`` with ``digits`` decimals, or ``-`` for a figure this platform cannot measure."""
+    return "-" if value is None else f"{value / unit:.{digits}f}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +141,7 @@ def checkpoints(stage1, stage2, lengths, steps, size, device, dtype, repeats) ->
     table = []
     for stage, length, seconds, rss, vram in rows:
         table.append((stage, str(length), str(_windows(length)), f"{seconds:.2f}", f"{seconds / length:.3f}",
-                      f"{seconds / steps:.2f}", f"{rss / 2**20:.0f}", "-" if vram is None else f"{vram / 2**20:.0f}"))
+                      f"{seconds / steps:.2f}", in_units(rss, 2**20, 0), in_units(vram, 2**20, 0)))
     print("\n".join(_table(header, table)))
     print("s/step: the stage's whole time (conditions, CLIP, VAE encoding and decoding included) / steps.")
 
@@ -177,16 +174,17 @@ def real_size(lengths, steps, size, device, dtype, repeats) -> None:
             _, (seconds, rss, vram) = _measure(lambda: [step() for _ in range(steps)], device, repeats)
         tflop = 2 * TFLOP_PER_FORWARD * windows * span / WINDOW * flop_scale * steps
         rows.append((str(length), str(windows), f"{seconds / steps:.3f}", f"{seconds:.2f}",
-                     "-" if vram is None else f"{vram / 2**30:.2f}", f"{rss / 2**30:.2f}", f"{tflop / seconds:.3g}"))
+                     in_units(vram, 2**30, 2), in_units(rss, 2**30, 2), f"{tflop / seconds:.3g}"))
     header = ("frames", "windows", "s/step", f"total ({steps} steps)", "peak VRAM GiB", "peak RSS GiB", "TFLOP/s")
     print("\n".join(_table(header, rows)))
     print(f"TFLOP/s counts {TFLOP_PER_FORWARD} TFLOP per UNet forward (batch 1, 25 frames, 256x512), 2 per window "
           f"and step (guidance), scaled by frames per window and by pixels relative to 256x512.")
 
 
-def _measure(fn, device, repeats: int) -> tuple[object, tuple[float, int, int | None]]:
-    """Runs ``fn`` ``repeats`` times: ``(result, (fastest seconds, peak RSS bytes, peak CUDA bytes or None))``."""
-    times, peak_rss = [], 0
+def _measure(fn, device, repeats: int) -> tuple[object, tuple[float, int | None, int | None]]:
+    """Runs ``fn`` ``repeats`` times: ``(result, (fastest seconds, peak RSS bytes, peak CUDA bytes))``, a figure
+    this platform cannot measure None."""
+    times, peaks = [], []
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -198,9 +196,9 @@ def _measure(fn, device, repeats: int) -> tuple[object, tuple[float, int, int | 
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
-        peak_rss = max(peak_rss, memory.peak)
+        peaks.append(memory.peak)
     vram = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return result, (min(times), peak_rss, vram)
+    return result, (min(times), None if None in peaks else max(peaks), vram)
 
 
 def _windows(length: int) -> int:

@@ -4,7 +4,7 @@ the subpackages nor the modules import one another in a cycle (a lazy import ins
 The layers, lowest first (the README's layout section lists the same):
 
 0. ``base``: generic helpers (chunks, finite checks, the mask rule, masks kept packed, morphology, resizes of
-   masks, sequences, threads, the free-memory probe); imports nothing of the pack.
+   masks, sequences, threads, the memory probes: free, resident, peak); imports nothing of the pack.
 1. ``host``: the device, precision and progress policy a script, the command line or ComfyUI answers.
 2. ``engine``: the UNet, loading, the sampler and its windows.
 3. ``depth``, ``stages``: pseudo-depth; conditions and the two stages.

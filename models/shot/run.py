@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import resource
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from ..io.media import output_frame_rate
 from ..stages import conditions as C
 from ..stages import amodal_stage, content_stage, hypotheses
 from ..base.chunking import chunks
+from ..base.memory import peak_rss
 from ..stages.content_blend import DEFAULT_KEEP_VISIBLE_PIXELS
 from ..stages.region import DEFAULT_CONTEXT, DEFAULT_REGION, REGIONS, Box
 from ..stages.run import sample_amodal_stage, sample_content_stage
@@ -149,13 +149,14 @@ def json_able(value):
 
 @dataclass
 class ShotResult:
-    """What a run did: the object ids, frames per object, output folder, seconds and peak RSS (bytes)."""
+    """What a run did: the object ids, frames per object, output folder, seconds and the process's peak RSS
+    (bytes; None where the platform cannot tell, see `base.memory.peak_rss`)."""
 
     out: Path
     ids: list[int]
     frames: int
     seconds: float
-    peak_rss: int
+    peak_rss: int | None
     resumed: bool
 
 
@@ -179,7 +180,7 @@ def run_shot(settings: ShotSettings) -> ShotResult:
                           "device": device.type, "precision": str(dtype)}, settings.resume)
     if resumed and work.is_complete:
         logger.info("--resume: %s is complete already; nothing to do.", settings.out)
-        return ShotResult(settings.out, shot.ids, shot.count, time.perf_counter() - began, _peak_rss(), True)
+        return ShotResult(settings.out, shot.ids, shot.count, time.perf_counter() - began, peak_rss(), True)
     removed = remove_partial_files(settings.out)
     if removed:
         logger.info("--resume: removed %d partly written file(s) of the stopped run", removed)
@@ -188,14 +189,12 @@ def run_shot(settings: ShotSettings) -> ShotResult:
     runner.run()
     work.complete()
     seconds = time.perf_counter() - began
-    peak = _peak_rss()
-    logger.info("results written to %s (%d frames x %d object(s)) in %.1f s; peak memory %.2f GiB", settings.out,
-                shot.count, len(shot.ids), seconds, peak / 2**30)
+    peak = peak_rss()
+    memory = ("peak memory unknown on this platform (install psutil to see it)" if peak is None
+              else f"peak memory {peak / 2**30:.2f} GiB")
+    logger.info("results written to %s (%d frames x %d object(s)) in %.1f s; %s", settings.out, shot.count,
+                len(shot.ids), seconds, memory)
     return ShotResult(settings.out, shot.ids, shot.count, seconds, peak, resumed)
-
-
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
 
 
 def _check_models(settings: ShotSettings) -> None:

@@ -220,5 +220,5 @@ def export_checkpoint(unet: torch.nn.Module, unet_config: dict, base_root: Path,
         (tmp / "training_args.json").write_text(json.dumps(training_args, indent=2) + "\n", encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
-    tmp.rename(out)
+    tmp.replace(out)  # os.replace, not rename: Windows refuses to rename onto an existing path
     return out
