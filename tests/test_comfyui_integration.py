@@ -138,6 +138,7 @@ CORE_MASK_NODES = {  # core mask nodes chained after every MASK output of the pa
     "InvertMask": {}, "ThresholdMask": {"value": 0.5}, "FeatherMask": {"left": 3, "top": 0, "right": 2, "bottom": 1},
     "GrowMask": {"expand": 2, "tapered_corners": True}, "MaskToImage": {},
 }
+IMAGE_FROM_AN_OPTIONAL_INPUT = ("SelectHypothesis",)  # no frame there when that input is not connected
 CHAIN_ID = 10_000  # ids of the chained nodes start here (the shipped workflows' ids are small)
 
 
@@ -162,7 +163,7 @@ def chain_core_mask_nodes(prompt: dict, object_info: dict, size: tuple[int, int]
                 made = add(class_type, mask=mask, **widgets)
                 image = add("MaskToImage", mask=[made, 0]) if class_type != "MaskToImage" else made
                 previews[class_type] = add("PreviewImage", images=[image, 0])
-            if "IMAGE" in outputs:
+            if "IMAGE" in outputs and node["class_type"] not in IMAGE_FROM_AN_OPTIONAL_INPUT:
                 image = [node_id, outputs.index("IMAGE")]
             else:
                 image = [add("EmptyImage", width=size[0], height=size[1], batch_size=1, color=0), 0]
