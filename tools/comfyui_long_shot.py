@@ -89,7 +89,10 @@ def prepare_base(base: Path, workflow: dict, models: Path, shot: Path) -> str:
         (base / "models" / name).symlink_to(source, target_is_directory=True)
     (base / "input").mkdir()
     name = f"long_shot_{shot.parent.name}.mp4"
-    (base / "input" / name).symlink_to(shot)
+    try:  # a file of the input folder itself: ComfyUI 0.3x refuses a link that leads out of it
+        os.link(shot, base / "input" / name)
+    except OSError:
+        shutil.copyfile(shot, base / "input" / name)
     return name
 
 
