@@ -112,7 +112,9 @@ def _saved_activation_bytes(unet, size, frames, batch, dtype, checkpointing) -> 
             tensors = [out] if torch.is_tensor(out) else [x for x in _flatten(out) if torch.is_tensor(x)]
             outputs.append(sum(t.numel() * t.element_size() for t in tensors))
         hooks.append(block.register_forward_hook(post))
-    unet.to(dtype)
+    # torch's own cast: diffusers' ModelMixin.to warns of modules kept in float32 on every dtype cast, also
+    # when the model has none (this UNet has none)
+    torch.nn.Module.to(unet, dtype)
     sample = torch.zeros(batch, frames, 12, h, w, device="meta", dtype=dtype)
     context = torch.zeros(batch * frames, frames, SVD_XT_UNET["cross_attention_dim"], device="meta", dtype=dtype)
     sdpa = torch.nn.functional.scaled_dot_product_attention
