@@ -9,7 +9,7 @@ import logging
 import pytest
 import torch
 
-from diffusion_vas.models import DEFAULT_SIZE, load_pipeline
+from diffusion_vas.models import DEFAULT_SIZE, SamplingOptions, load_pipeline
 from diffusion_vas.models.base import memory
 from diffusion_vas.models.engine import runtime
 from diffusion_vas.models.host import Host, get_host, set_host
@@ -189,12 +189,13 @@ def test_prepared_asks_model_management_for_the_call_memory(monkeypatch):
         return real(memory_required)
 
     monkeypatch.setattr(model.managed, "managed", managed)
+    options = SamplingOptions(object_batch_size=3)
     with model.prepared():
         pass
-    with model.prepared(frames=10, size=(128, 256), rows=3):
+    with model.prepared(options, objects=4, size=(128, 256), frames=10):
         pass
-    assert asked == [runtime.sampling_bytes(25, DEFAULT_SIZE, 1, torch.float32),
-                     runtime.sampling_bytes(10, (128, 256), 3, torch.float32)]
+    assert asked == [runtime.sampling_bytes(SamplingOptions(), 1, DEFAULT_SIZE, torch.float32),
+                     runtime.sampling_bytes(options, 4, (128, 256), torch.float32, frames=10)]
 
 
 def test_comfyui_model_management_gets_the_call_memory(monkeypatch):
