@@ -131,13 +131,6 @@ def test_videos_per_decode_by_hand():
     assert runtime.videos_per_decode(2, 8, (256, 512), torch.float16, 100 * video) == 2
 
 
-def test_sampling_bytes_by_hand():
-    # 256x512 -> 32x64 latents, 25 frames, 2 rows, guidance: 8192 x 2048 x 25 x 4 elements of 2 bytes = 3.1 GiB
-    assert runtime.sampling_bytes(25, (256, 512), 2, torch.float16) == 8192 * 2048 * 25 * 4 * 2
-    # one row: the UNet's 1.56 GiB is less than decoding 8 frames (8 x 1024 x 256 x 512 x 2 bytes = 2 GiB)
-    assert runtime.sampling_bytes(25, (256, 512), 1, torch.float16) == 8 * 1024 * 256 * 512 * 2
-
-
 def test_tf32_only_on_cuda_inside_the_block(monkeypatch):
     matmul = torch.backends.cuda.matmul
     before = matmul.fp32_precision
