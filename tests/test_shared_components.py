@@ -74,6 +74,27 @@ def test_same_file_trusts_the_hubs_sha256_only_for_unchanged_downloads(tmp_path)
     assert not loading.same_file(*files)  # modified after its record: the bytes decide
 
 
+def test_same_file_by_the_hub_caches_blob_names(tmp_path):
+    """In huggingface_hub's cache a snapshot's file links to ``blobs/<sha256>``: two repositories' links to blobs of
+    the same name are the same content (the name decides, the bytes are not read)."""
+    sha = "12" * 32
+    links = []
+    for repo, content in (("a", b"x" * 64), ("b", b"y" * 64)):
+        blob = tmp_path / repo / "blobs" / sha
+        blob.parent.mkdir(parents=True)
+        blob.write_bytes(content)
+        link = tmp_path / repo / "snapshots" / "0" / "vae" / "diffusion_pytorch_model.safetensors"
+        link.parent.mkdir(parents=True)
+        link.symlink_to(blob)
+        links.append(link)
+    assert loading.same_file(*links)
+    other = tmp_path / "b" / "blobs" / ("34" * 32)
+    os.replace(links[1].resolve(), other)
+    links[1].unlink()
+    links[1].symlink_to(other)
+    assert not loading.same_file(*links)
+
+
 def test_shared_when_the_files_are_the_same(pair):
     same, different = pair
     first = load_pipeline(TINY.stage1)

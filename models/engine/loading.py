@@ -133,8 +133,8 @@ def same_file(a: Path, b: Path) -> bool:
     """Whether two files hold the same bytes, as cheaply as the files allow:
 
     * the same file (a hard link, a symbolic link) -> yes; different sizes -> no;
-    * both downloaded by huggingface_hub into a ``local_dir`` (the loader's downloads), unchanged since: their
-      recorded SHA-256 (the Hub's LFS etag) decides, without reading the weights;
+    * both downloaded by huggingface_hub (into a ``local_dir``, as the loader downloads, or its cache), unchanged
+      since: their SHA-256 as the Hub gave it (the LFS etag) decides, without reading the weights;
     * else the bytes are compared, 16 MiB at a time (stopping at the first difference); the answer is remembered
       while both files keep their size and modification time.
 
@@ -165,18 +165,29 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 
 def _hub_sha256(file: Path, stat: os.stat_result) -> str | None:
-    """The SHA-256 huggingface_hub recorded for ``<local_dir>/<component>/<file>`` when it downloaded it
-    (``<local_dir>/.cache/huggingface/download/<component>/<file>.metadata``: commit, etag, time), if the file has
-    not been modified since (its rule: modification time at most 1 s after the record); else None."""
+    """The SHA-256 huggingface_hub recorded for ``file``, or None:
+
+    * in its cache (``snapshots/<commit>/<component>/<file>`` linking to ``blobs/<sha256>``): the blob's name;
+    * downloaded into a ``local_dir`` (``<local_dir>/<component>/<file>``): the etag in
+      ``<local_dir>/.cache/huggingface/download/<component>/<file>.metadata`` (commit, etag, time), if the file has
+      not been modified since (huggingface_hub's rule: modification time at most 1 s after the record).
+    An etag is an LFS file's SHA-256 only with 64 hex digits (a small file's is a git hash): others give None."""
+    real = file.resolve()
+    if real.parent.name == "blobs" and _is_sha256(real.name):
+        return real.name
     record = file.parent.parent / ".cache" / "huggingface" / "download" / file.parent.name / f"{file.name}.metadata"
     try:
         _, etag, timestamp = record.read_text(encoding="utf-8").splitlines()[:3]
         etag, timestamp = etag.strip().strip('"').lower(), float(timestamp)
     except (OSError, ValueError):
         return None
-    if len(etag) != 64 or any(c not in "0123456789abcdef" for c in etag) or stat.st_mtime - 1 > timestamp:
+    if not _is_sha256(etag) or stat.st_mtime - 1 > timestamp:
         return None  # not an LFS file's SHA-256, or changed since the download
     return etag
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:
