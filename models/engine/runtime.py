@@ -39,8 +39,8 @@ DECODE_MEMORY_SHARE = 0.5  # of the free memory, for one decoder call
 # Peak UNet activations per latent pixel of a frame and batch row, in elements of the model dtype: the skip
 # connections kept for the up path (~1 700 channels over the levels, at their resolutions) plus the working set of
 # a level-0 block (the up path's concatenated input of 960 channels, a resnet's and a transformer's 320-channel
-# temporaries and the 4x GEGLU feed-forward of 320 channels).
-UNET_ELEMENTS_PER_LATENT_PIXEL = 6144
+# temporaries and the 4x GEGLU feed-forward of 320 channels, ~4 000); rounded up.
+UNET_ELEMENTS_PER_LATENT_PIXEL = 8192
 # Peak VAE-encoder memory per pixel of a frame, in elements of the encode dtype: the first down block works at the
 # full size with 128 channels, a resnet keeping its input, the normalised and activated input and a convolution's
 # output (~5 x 128).
