@@ -11,9 +11,11 @@ CUDA, how much memory is free and how much a call needs, and how many videos the
   result, as in the reference). Chunks of different objects, and different chunks of one object, are independent
   videos, so several of them can share one decoder call (`videos_per_decode`) without changing any result beyond
   float rounding; fewer, larger calls keep a GPU busy.
-* **Memory a call needs.** `sampling_bytes` estimates a stage call's working memory beyond the weights, so model
-  management (ComfyUI's, or the plain host's in `nodes.comfy_bridge`) can offload other models first when VRAM is
-  short. The constants are estimates from the architecture, to be checked against ``benchmarks/device_check.sh``.
+* **Memory a call needs.** `sampling_memory` estimates a stage call's working memory beyond the weights from the
+  call itself (processing size, frames per window, object-samples per batch, guidance, decode chunk, precision),
+  so model management (ComfyUI's, or the plain host's in `nodes.comfy_bridge`) can offload other models first when
+  VRAM is short. The constants come from the architecture and are checked on real-size checkpoints by
+  ``benchmarks/benchmark_sampling_memory.py``.
 """
 
 from __future__ import annotations
