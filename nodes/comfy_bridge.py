@@ -7,7 +7,8 @@ Outside ComfyUI (tests, scripts) nothing is installed and the plain host serves 
 
 `managed` places a set of modules on the compute device for one node call: through ``ModelPatcher`` inside
 ComfyUI (which unloads other models when VRAM is short), by ``.to(device)`` outside it, after moving other
-bundles back to the CPU while VRAM is short.
+bundles back to the CPU while VRAM is short. Modules two models share (the stages' common VAE and image encoder)
+form a set of their own, one patcher for both models.
 """
 
 from __future__ import annotations
@@ -103,36 +104,50 @@ class ModuleBundle(torch.nn.Module):
 
 
 class ManagedModels:
-    """A set of modules placed on the compute device for each node call (see `managed`)."""
+    """A set of modules placed on the compute device for each node call (see `managed`), with the sets it shares
+    with other models (``shared``: e.g. a VAE and an image encoder two checkpoints both use), which are placed with
+    it. A shared set is one object in every model using it (one ``ModelPatcher``), so model management counts,
+    places and offloads its weights once, whichever model asks."""
 
-    def __init__(self, modules: dict[str, torch.nn.Module], load_device: torch.device):
+    def __init__(self, modules: dict[str, torch.nn.Module], load_device: torch.device,
+                 shared: "list[ManagedModels] | tuple" = ()):
         self.load_device, self.offload_device = load_device, get_host().offload_device()
         self.bundle = ModuleBundle(**modules)
         self.patcher = ModelPatcher(self.bundle, load_device, self.offload_device) if HAS_COMFY else None
+        self.shared = list(shared)
+
+    @property
+    def group(self) -> "list[ManagedModels]":
+        """This set and the shared ones: what one call places."""
+        return [self, *self.shared]
 
     @contextlib.contextmanager
     def managed(self, memory_required: int = 0):
-        """Loads the modules on the compute device, yields the device, and afterwards lets the host free cached
-        memory.
+        """Loads the modules (and the shared sets) on the compute device, yields the device, and afterwards lets the
+        host free cached memory.
 
         ``memory_required``: bytes the call needs beyond the weights (`engine.runtime.sampling_bytes`). Inside
-        ComfyUI, its model management unloads other models until the weights and that much fit (and decides itself
-        when to move these off again). Outside it, bundles this process placed on the same accelerator are moved
-        back to the offload device, least recently used first, while the free memory is short (`_make_room`).
+        ComfyUI, its model management unloads other models until the weights and that much fit (``load_models_gpu``
+        frees the weights to load x 1.1 plus ``memory_required`` plus its reserve, in 0.8 and 0.33 alike) and
+        decides itself when to move these off again. Outside it, sets this process placed on the same accelerator
+        are moved back to the offload device, least recently used first, while the free memory is short
+        (`_make_room`).
         """
         if self.patcher is not None:
-            model_management.load_models_gpu([self.patcher], memory_required=memory_required, force_full_load=True)
+            model_management.load_models_gpu([part.patcher for part in self.group], memory_required=memory_required,
+                                             force_full_load=True)
         else:
             _make_room(self, memory_required)
-            self.bundle.to(self.load_device)
-            _note_resident(self)
+            for part in self.group:
+                part.bundle.to(part.load_device)
+                _note_resident(part)
         try:
             yield self.load_device
         finally:
             get_host().empty_cache()
 
     def bytes_to_load(self) -> int:
-        """Bytes of the weights not on the compute device yet."""
+        """Bytes of this set's weights not on the compute device yet."""
         tensors = list(self.bundle.parameters()) + list(self.bundle.buffers())
         return sum(t.numel() * t.element_size() for t in tensors if t.device != self.load_device)
 
@@ -152,14 +167,16 @@ def _note_resident(bundle: ManagedModels) -> None:
 
 def _make_room(bundle: ManagedModels, memory_required: int) -> None:
     """Outside ComfyUI: offloads other resident bundles of ``bundle``'s device, oldest first, until its weights
-    plus ``memory_required`` bytes fit in the free memory (`Host.free_memory`); warns when they still do not."""
+    (its shared sets' included) plus ``memory_required`` bytes fit in the free memory (`Host.free_memory`); warns
+    when they still do not."""
     device, host = bundle.load_device, get_host()
     if device.type == "cpu":
         return
-    need = bundle.bytes_to_load() + memory_required
+    group = bundle.group
+    need = sum(part.bytes_to_load() for part in group) + memory_required
     for ref in list(_resident):
         other = ref()
-        if other is None or other is bundle or other.load_device != device:
+        if other is None or any(other is part for part in group) or other.load_device != device:
             continue
         free = host.free_memory(device)
         if free is None or free >= need:

@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 MODEL_KIND = DIFFUSION_VAS.folder
 PUBLISHED = tuple(DIFFUSION_VAS.published)
-WORK_FRAMES = SamplingOptions().window  # a call's default working set: one window of the trained length
 
 
 @dataclass
@@ -57,12 +56,16 @@ class DiffusionVASModel:
             )
 
     @contextlib.contextmanager
-    def prepared(self, frames: int = WORK_FRAMES, size: tuple[int, int] = DEFAULT_SIZE, rows: int = 1):
+    def prepared(self, options: SamplingOptions | None = None, objects: int = 1,
+                 size: tuple[int, int] = DEFAULT_SIZE, frames: int | None = None, samples: int | None = None):
         """The pipeline on the compute device for one node call, placed through ComfyUI's model management (or
-        the plain host's), which first offloads other models when the weights and the call's working memory
-        (`sampling_bytes` for ``rows`` object-samples of a ``frames``-frame window at the processing ``size``;
-        default: one trained-size window) do not fit."""
-        need = sampling_bytes(frames, size, rows, self.pipeline.dtype)
+        the plain host's), which first offloads other models until the weights and the call's working memory fit.
+
+        The working memory is the sampler's for this call (`sampling_bytes`): ``options`` (default: the
+        reference's) for ``objects`` condition rows of ``frames`` frames (default: one window) at the processing
+        ``size``, ``samples`` per object (default ``options.samples``; stage 2 draws one per mask hypothesis)."""
+        need = sampling_bytes(options or SamplingOptions(), objects, size, self.pipeline.dtype, frames,
+                              self.pipeline.vae_encode_dtype, samples)
         with self.managed.managed(need) as device:
             yield self.pipeline.to(device)
 
@@ -72,7 +75,11 @@ _cache: dict[tuple[str, torch.dtype], DiffusionVASModel] = {}  # one entry per c
 
 def get_model(name: str, precision: str, compile: bool = DEFAULT_COMPILE) -> DiffusionVASModel:
     """The loaded checkpoint for ``name`` at ``precision``, reused while (path, dtype) stays the same; its UNet
-    compiled with ``torch.compile`` when ``compile`` (`DiffusionVASUNet.set_compiled`)."""
+    compiled with ``torch.compile`` when ``compile`` (`DiffusionVASUNet.set_compiled`).
+
+    A VAE or image encoder identical to one a cached model holds (the two published stages have the same ones:
+    `load_pipeline`'s ``share``) is not loaded again: both models hold the same module, placed and offloaded as
+    one set (one ``ManagedModels``, one ComfyUI ``ModelPatcher``) shared by the two."""
     path = resolve_checkpoint(name)
     device = get_host().torch_device()
     dtype = resolve_dtype(precision, device)
@@ -80,11 +87,24 @@ def get_model(name: str, precision: str, compile: bool = DEFAULT_COMPILE) -> Dif
     if key not in _cache:
         for stale in [k for k in _cache if k[0] == key[0]]:
             del _cache[stale]
-        pipeline = load_pipeline(path, "cpu", dtype)
-        _cache[key] = DiffusionVASModel(name, path, pipeline, ManagedModels(pipeline.modules, device))
+        loaded = [part for model in _cache.values() for part in model.managed.shared]
+        pipeline = load_pipeline(path, "cpu", dtype, share=[m for part in loaded for m in part.bundle.children()])
+        shared = [_shared_part(loaded, name, module, device) for name, module in pipeline.modules.items()
+                  if name != "unet"]
+        _cache[key] = DiffusionVASModel(name, path, pipeline,
+                                        ManagedModels({"unet": pipeline.unet}, device, shared=shared))
         logger.info("Diffusion-VAS: loaded %s (%s)", path, dtype)
     _cache[key].pipeline.unet.set_compiled(compile)
     return _cache[key]
+
+
+def _shared_part(loaded: list[ManagedModels], name: str, module: torch.nn.Module,
+                 device: torch.device) -> ManagedModels:
+    """The managed set holding ``module`` (a VAE or an image encoder) among ``loaded``, or a new one."""
+    for part in loaded:
+        if any(child is module for child in part.bundle.children()):
+            return part
+    return ManagedModels({name: module}, device)
 
 
 class DiffusionVASLoader:

@@ -123,7 +123,7 @@ class AmodalMaskSVD:
         # and the soft map at the processing size: a quarter of the memory, no float copy of the shot at its size
         compact = bool_values(modal_masks) is not None or modal_masks.dtype == torch.bool
         options = sampling_options("amodal", widgets)
-        with model.prepared() as pipe:
+        with model.prepared(options, modal.shape[0], size, modal.shape[1]) as pipe:
             result = predict_amodal_masks(pipe, modal, depth, size, options, threshold,
                                           run_progress(options, modal.shape[0] * options.samples, "AmodalMaskSVD"),
                                           mask_upscale=mask_upscale, region=region, probability=not compact)
@@ -223,7 +223,7 @@ class AmodalContentSVD:
         options = sampling_options("content", widgets)
         rows = modal.shape[0] * completion_samples(hypotheses_per_object(amodal.shape[0], modal.shape[0]),
                                                    options.samples)
-        with model.prepared() as pipe:
+        with model.prepared(options, modal.shape[0], size, frames, rows // modal.shape[0]) as pipe:
             stream = complete_content_stream(pipe, images, modal, amodal, size, options,
                                              run_progress(options, rows, "AmodalContentSVD"),
                                              keep_visible_pixels=keep_visible_pixels, region=region)

@@ -259,7 +259,7 @@ class _Model:
     def require_stage(self, *_):
         pass
 
-    def prepared(self):
+    def prepared(self, *call):  # the call's sampling options, objects, size, frames, samples
         import contextlib
 
         return contextlib.nullcontext(self.pipe)

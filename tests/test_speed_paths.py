@@ -9,7 +9,7 @@ import logging
 import pytest
 import torch
 
-from diffusion_vas.models import DEFAULT_SIZE, load_pipeline
+from diffusion_vas.models import DEFAULT_SIZE, SamplingOptions, load_pipeline
 from diffusion_vas.models.base import memory
 from diffusion_vas.models.engine import runtime
 from diffusion_vas.models.host import Host, get_host, set_host
@@ -131,13 +131,6 @@ def test_videos_per_decode_by_hand():
     assert runtime.videos_per_decode(2, 8, (256, 512), torch.float16, 100 * video) == 2
 
 
-def test_sampling_bytes_by_hand():
-    # 256x512 -> 32x64 latents, 25 frames, 2 rows, guidance: 8192 x 2048 x 25 x 4 elements of 2 bytes = 3.1 GiB
-    assert runtime.sampling_bytes(25, (256, 512), 2, torch.float16) == 8192 * 2048 * 25 * 4 * 2
-    # one row: the UNet's 1.56 GiB is less than decoding 8 frames (8 x 1024 x 256 x 512 x 2 bytes = 2 GiB)
-    assert runtime.sampling_bytes(25, (256, 512), 1, torch.float16) == 8 * 1024 * 256 * 512 * 2
-
-
 def test_tf32_only_on_cuda_inside_the_block(monkeypatch):
     matmul = torch.backends.cuda.matmul
     before = matmul.fp32_precision
@@ -189,12 +182,13 @@ def test_prepared_asks_model_management_for_the_call_memory(monkeypatch):
         return real(memory_required)
 
     monkeypatch.setattr(model.managed, "managed", managed)
+    options = SamplingOptions(object_batch_size=3)
     with model.prepared():
         pass
-    with model.prepared(frames=10, size=(128, 256), rows=3):
+    with model.prepared(options, objects=4, size=(128, 256), frames=10):
         pass
-    assert asked == [runtime.sampling_bytes(25, DEFAULT_SIZE, 1, torch.float32),
-                     runtime.sampling_bytes(10, (128, 256), 3, torch.float32)]
+    assert asked == [runtime.sampling_bytes(SamplingOptions(), 1, DEFAULT_SIZE, torch.float32),
+                     runtime.sampling_bytes(options, 4, (128, 256), torch.float32, frames=10)]
 
 
 def test_comfyui_model_management_gets_the_call_memory(monkeypatch):

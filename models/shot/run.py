@@ -277,6 +277,7 @@ class _Runner:
         self.parts = chunks(shot.count, frame_pixels=shot.size[0] * shot.size[1])
         batch = settings.amodal.object_batch_size
         self.groups = [list(range(i, min(i + batch, len(shot.ids)))) for i in range(0, len(shot.ids), batch)]
+        self.shareable: list[torch.nn.Module] = []  # stage 1's VAE and image encoder, for stage 2 to reuse
 
     def run(self) -> None:
         conditions, footage = self._conditions()
@@ -352,6 +353,8 @@ class _Runner:
                     out = sample_amodal_stage(pipe, conditions, s.amodal, bar.engine_callback(), s.threshold,
                                               s.mask_upscale, objects=group)
                     work.save(self._store_name(1, group), {"soft": out.soft, "processed": out.processed})
+            if not s.masks_only:  # kept (not the UNet) for stage 2, which reuses them where its files are the same
+                self.shareable = [pipe.vae, pipe.image_encoder]
             del pipe
             gc.collect()
         soft, processed = [], []
@@ -366,7 +369,8 @@ class _Runner:
         s, work = self.s, self.work
         todo = [g for g in self.groups if not work.has(self._store_name(2, g))]
         if todo:
-            pipe = load_pipeline(resolve_checkpoint(s.stage2), self.device, self.dtype)
+            pipe = load_pipeline(resolve_checkpoint(s.stage2), self.device, self.dtype, share=self.shareable)
+            self.shareable = []
             with phase("stage 2", s.content.num_inference_steps * len(todo), "step") as bar:
                 for group in todo:
                     out = sample_content_stage(pipe, conditions, s.content, bar.engine_callback(), objects=group)
