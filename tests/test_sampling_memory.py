@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from comfy_fakes import record_memory_asked
 from conftest import TINY
 from diffusion_vas.models import SamplingOptions
 from diffusion_vas.models.engine import runtime
@@ -114,24 +115,11 @@ def spied(monkeypatch):
     return calls
 
 
-def _asked(monkeypatch, model) -> list[int]:
-    """Records what ``model`` asks model management for."""
-    asked = []
-    real = model.managed.managed
-
-    def managed(memory_required=0):
-        asked.append(memory_required)
-        return real(memory_required)
-
-    monkeypatch.setattr(model.managed, "managed", managed)
-    return asked
-
-
 def test_stage_nodes_pass_the_calls_values(spied, monkeypatch):
     frames, height, width = 6, 40, 72
     model1 = loader.DiffusionVASLoader().load(str(TINY.stage1), "fp32")[0]
     model2 = loader.DiffusionVASLoader().load(str(TINY.stage2), "fp32")[0]
-    asked1, asked2 = _asked(monkeypatch, model1), _asked(monkeypatch, model2)
+    asked1, asked2 = record_memory_asked(monkeypatch, model1), record_memory_asked(monkeypatch, model2)
     modal = torch.zeros(2 * frames, height, width)  # two objects stacked
     modal[:frames, 10:30, 10:40] = 1
     modal[frames:, 5:25, 30:60] = 1

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from comfy_fakes import record_load_requests
 from conftest import REPO, TINY
 from diffusion_vas.models import SamplingOptions, load_pipeline
 from diffusion_vas.models.engine import loading
@@ -155,14 +156,7 @@ def test_loader_shares_one_managed_set(pair, fresh_cache, monkeypatch):
     assert not any(a is b for a, b in zip(one.managed.shared, other.managed.shared))
     assert dict(one.managed.bundle.named_children()) == {"unet": one.pipeline.unet}
 
-    calls = []
-
-    class FakeManagement:
-        @staticmethod
-        def load_models_gpu(models, memory_required=0, force_full_load=False):
-            calls.append((models, memory_required, force_full_load))
-
-    monkeypatch.setattr(comfy_bridge, "model_management", FakeManagement)
+    calls = record_load_requests(monkeypatch, comfy_bridge)
     for model in (one, two):
         for part in model.managed.group:
             part.patcher = ("patcher", id(part))

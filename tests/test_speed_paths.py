@@ -14,6 +14,7 @@ from diffusion_vas.models.base import memory
 from diffusion_vas.models.engine import runtime
 from diffusion_vas.models.host import Host, get_host, set_host
 from diffusion_vas.nodes import comfy_bridge, loader
+from comfy_fakes import record_load_requests, record_memory_asked
 from conftest import TINY
 
 
@@ -174,14 +175,7 @@ def test_loader_node_compiles_on_request():
 
 def test_prepared_asks_model_management_for_the_call_memory(monkeypatch):
     model = loader.DiffusionVASLoader().load(str(TINY.stage1), "fp32")[0]
-    asked = []
-    real = model.managed.managed
-
-    def managed(memory_required=0):
-        asked.append(memory_required)
-        return real(memory_required)
-
-    monkeypatch.setattr(model.managed, "managed", managed)
+    asked = record_memory_asked(monkeypatch, model)
     options = SamplingOptions(object_batch_size=3)
     with model.prepared():
         pass
@@ -192,14 +186,7 @@ def test_prepared_asks_model_management_for_the_call_memory(monkeypatch):
 
 
 def test_comfyui_model_management_gets_the_call_memory(monkeypatch):
-    calls = []
-
-    class FakeManagement:
-        @staticmethod
-        def load_models_gpu(models, memory_required=0, force_full_load=False):
-            calls.append((models, memory_required, force_full_load))
-
-    monkeypatch.setattr(comfy_bridge, "model_management", FakeManagement)
+    calls = record_load_requests(monkeypatch, comfy_bridge)
     bundle = comfy_bridge.ManagedModels({"layer": torch.nn.Linear(2, 2)}, torch.device("cpu"))
     bundle.patcher = "patcher"
     with bundle.managed(123) as device:
