@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
         errors = [m for m in entry["status"]["messages"] if m[0] == "execution_error"]
         raise SystemExit(f"the workflow failed: {json.dumps(errors)[:4000]}\n{log.read_text()[-4000:]}")
 
-    selected = [line for line in log.read_text().splitlines() if line.startswith("SelectVideoFrames:")]
+    selected = [line[line.index("SelectVideoFrames:"):] for line in log.read_text().splitlines()
+                if "SelectVideoFrames:" in line]  # after ComfyUI 0.3x's level prefix
     outputs = {}
     for node_id, results in entry["outputs"].items():
         node = prompt[node_id]
