@@ -157,7 +157,11 @@ class _Window:
         self.count, self.size, self.name = stop - first, tuple(frames.size), getattr(frames, "name", "video")
 
     def read(self, parts):
-        return self.frames.read([slice(p.start + self.first, p.stop + self.first) for p in parts])
+        return self.frames.read([_shifted(p, self.first) for p in parts])
+
+
+def _shifted(part: slice, by: int) -> slice:
+    return slice(part.start + by, part.stop + by)
 
 
 def window(frames, first: int, stop: int):
@@ -177,15 +181,9 @@ class _WindowContent:
         self.rows, self.count, self.size = content.rows, stop - first, tuple(content.size)
 
     def parts(self, parts, into=None):
-        def shift(part):
-            return slice(part.start + self.first, part.stop + self.first)
-
-        def back(part):
-            return slice(part.start - self.first, part.stop - self.first)
-
-        inner = None if into is None else (lambda part: into(back(part)))
-        for part, rgb, alpha in self.content.parts([shift(p) for p in parts], inner):
-            yield back(part), rgb, alpha
+        inner = None if into is None else (lambda part: into(_shifted(part, -self.first)))
+        for part, rgb, alpha in self.content.parts([_shifted(p, self.first) for p in parts], inner):
+            yield _shifted(part, -self.first), rgb, alpha
 
 
 def to_float(frames: torch.Tensor) -> torch.Tensor:
